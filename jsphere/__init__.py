@@ -1,0 +1,1 @@
+"""jsphere: hyperspherical face recognition in JAX/Flax."""

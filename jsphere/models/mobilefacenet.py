@@ -1,0 +1,126 @@
+"""MobileFaceNet, insightface's ``mbf`` (arcface_torch ``backbones/mobilefacenet.py``, adapted from cavaface).
+
+All convs are bias-free; ``ConvBlock`` = conv -> BN -> PReLU, ``LinearBlock`` = conv -> BN,
+``DepthWise(in, out, g)`` = ConvBlock 1x1 in->g -> ConvBlock kxk g->g (groups g, stride s) -> LinearBlock 1x1 g->out
+(+ identity when residual), ``Residual`` = n residual DepthWise blocks. With ``scale=2, blocks=(1, 4, 6, 2)``::
+
+    layers[0] ConvBlock 3->128 3x3 s2          layers[1] ConvBlock 128->128 3x3 s1 groups 64
+    layers[2] DepthWise 128->128 s2 g128       layers[3] Residual(128, 4, g128)
+    layers[4] DepthWise 128->256 s2 g256       layers[5] Residual(256, 6, g256)
+    layers[6] DepthWise 256->256 s2 g512       layers[7] Residual(256, 2, g256)
+    conv_sep ConvBlock 256->512 1x1 (float32)  features = GDC: LinearBlock dw 7x7 -> flatten -> Linear 512->D -> BN1d
+
+112 -> 56 -> 28 -> 14 -> 7 -> 1. Kaiming-normal (fan_out) init for convs and the linear layer.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jsphere.models import layers
+from jsphere.models.base import Backbone
+
+INIT = layers.kaiming_normal_fan_out
+
+
+class ConvBlock(nnx.Module):
+    def __init__(self, cin, cout, kernel=1, stride=1, padding=0, groups=1, *, act=True, dtype, rngs):
+        modules = [
+            layers.conv(cin, cout, kernel, stride=stride, padding=padding, groups=groups, kernel_init=INIT,
+                        dtype=dtype, rngs=rngs),
+            layers.BatchNorm(cout, dtype=dtype),
+        ]
+        if act:
+            modules.append(layers.ChannelPReLU(cout, dtype=dtype))
+        self.layers = nnx.List(modules)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def linear_block(cin, cout, kernel=1, stride=1, padding=0, groups=1, *, dtype, rngs) -> ConvBlock:
+    """insightface ``LinearBlock``: conv -> BN (same module tree as ConvBlock without the PReLU)."""
+    return ConvBlock(cin, cout, kernel, stride, padding, groups, act=False, dtype=dtype, rngs=rngs)
+
+
+class DepthWise(nnx.Module):
+    def __init__(self, cin, cout, *, residual, stride, groups, dtype, rngs):
+        self.residual = residual
+        self.layers = nnx.List([
+            ConvBlock(cin, groups, dtype=dtype, rngs=rngs),
+            ConvBlock(groups, groups, 3, stride, 1, groups=groups, dtype=dtype, rngs=rngs),
+            linear_block(groups, cout, dtype=dtype, rngs=rngs),
+        ])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        out = x
+        for layer in self.layers:
+            out = layer(out)
+        return out + x if self.residual else out
+
+
+class Residual(nnx.Module):
+    def __init__(self, c, num_block, groups, *, dtype, rngs):
+        self.layers = nnx.List([
+            DepthWise(c, c, residual=True, stride=1, groups=groups, dtype=dtype, rngs=rngs) for _ in range(num_block)
+        ])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class Flatten(nnx.Module):
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x.reshape(x.shape[0], -1)
+
+
+class GDC(nnx.Module):
+    """Global depthwise conv head: ``layers`` = [LinearBlock dw7x7, Flatten, Linear (no bias), BatchNorm1d]."""
+
+    def __init__(self, embed_dim: int, *, rngs):
+        self.layers = nnx.List([
+            linear_block(512, 512, 7, groups=512, dtype=jnp.float32, rngs=rngs),
+            Flatten(),
+            layers.linear(512, embed_dim, bias=False, kernel_init=INIT, rngs=rngs),
+            layers.BatchNorm(embed_dim),
+        ])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class MobileFaceNet(Backbone):
+    def __init__(self, *, embed_dim: int = 512, blocks=(1, 4, 6, 2), scale: int = 2, dtype=jnp.float32,
+                 rngs: nnx.Rngs):
+        self.embed_dim = embed_dim
+        self.dtype = dtype
+        c1, c2 = 64 * scale, 128 * scale
+        kw = dict(dtype=dtype, rngs=rngs)
+        second = (ConvBlock(c1, c1, 3, 1, 1, groups=64, **kw) if blocks[0] == 1
+                  else Residual(c1, blocks[0], 128, **kw))
+        self.layers = nnx.List([
+            ConvBlock(3, c1, 3, 2, 1, **kw),
+            second,
+            DepthWise(c1, c1, residual=False, stride=2, groups=128, **kw),
+            Residual(c1, blocks[1], 128, **kw),
+            DepthWise(c1, c2, residual=False, stride=2, groups=256, **kw),
+            Residual(c2, blocks[2], 256, **kw),
+            DepthWise(c2, c2, residual=False, stride=2, groups=512, **kw),
+            Residual(c2, blocks[3], 256, **kw),
+        ])
+        self.conv_sep = ConvBlock(c2, 512, dtype=jnp.float32, rngs=rngs)
+        self.features = GDC(embed_dim, rngs=rngs)
+
+    def forward(self, x: jax.Array) -> jax.Array:
+        x = x.astype(self.dtype)
+        for layer in self.layers:
+            x = layer(x)
+        return self.features(self.conv_sep(x.astype(jnp.float32)))
