@@ -97,6 +97,15 @@ def save_weights(
     return root / str(step)
 
 
+def _host_target(metadata: Any) -> Any:
+    """A restore target placing every saved array on this process's first device, whatever mesh saved it."""
+    import jax
+
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    tree = getattr(metadata, "tree", metadata)
+    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), tree)
+
+
 def load_meta(path: str | os.PathLike, step: int | None = None) -> dict[str, Any]:
     """The JSON metadata of the checkpoint at ``path`` (latest step unless ``step``)."""
     root, step = _resolve(path, step)
@@ -109,10 +118,101 @@ def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
     root, step = _resolve(path, step)
     if not (root / str(step) / WEIGHTS).exists():
         raise FileNotFoundError(f"{root / str(step)} has no '{WEIGHTS}' item: not a jsphere checkpoint with weights")
-    with ocp.CheckpointManager(root, item_names=(WEIGHTS, META)) as m:
+    handlers = {WEIGHTS: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler()}
+    with ocp.CheckpointManager(root, item_names=(WEIGHTS, META), item_handlers=handlers) as m:
+        target = _host_target(m.item_metadata(step)[WEIGHTS])
         restored = m.restore(
-            step, args=ocp.args.Composite(**{WEIGHTS: ocp.args.StandardRestore(), META: ocp.args.JsonRestore()})
+            step, args=ocp.args.Composite(**{WEIGHTS: ocp.args.StandardRestore(target), META: ocp.args.JsonRestore()})
         )
     weights = _to_numpy(restored[WEIGHTS])
     head = weights.get("head") or None
     return Weights(step=step, meta=dict(restored[META]), backbone=weights["backbone"], head=head)
+
+
+TRAIN = "train"
+DATA = "data"
+
+
+def _abstract(tree: Any) -> Any:
+    """Restore targets: shape, dtype and sharding of every array of ``tree``."""
+    import jax
+
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+                        tree)
+
+
+class TrainCheckpointer:
+    """Training checkpoints of a workdir: weights + optimizer/RNG state + data iterator + metadata.
+
+    Saves are asynchronous and atomic (orbax writes to a temporary folder and renames it when complete), so a
+    kill at any moment leaves the previous checkpoint usable. The last ``keep`` checkpoints are kept, plus
+    every step in ``save_steps`` (OpenSphere's ``save_iters``). Multi-process: every process calls ``save``
+    and ``restore``; orbax writes each process's shards and process 0 the metadata.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, save_steps: tuple[int, ...] = (),
+                 async_save: bool = True, with_data: bool = True):
+        from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+        self.root = Path(workdir).expanduser().resolve() / CHECKPOINTS
+        policies = [pp.LatestN(keep)]
+        if save_steps:
+            policies.append(pp.CustomSteps(list(save_steps)))
+        self.with_data = with_data
+        items = (WEIGHTS, TRAIN, META) + ((DATA,) if with_data else ())
+        self._handlers = {}
+        if with_data:
+            import grain
+
+            self._handlers[DATA] = grain.checkpoint.CheckpointHandler()
+        self._manager = ocp.CheckpointManager(
+            self.root,
+            item_names=items,
+            item_handlers=self._handlers or None,
+            options=ocp.CheckpointManagerOptions(
+                enable_async_checkpointing=async_save,
+                preservation_policy=pp.AnyPreservationPolicy(policies),
+                cleanup_tmp_directories=True,
+            ),
+        )
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, step: int, *, weights: dict, train: dict, meta: dict, data_iterator: Any = None) -> None:
+        """Start saving ``step`` (returns once the arrays are copied off the devices)."""
+        import grain
+
+        args = {
+            WEIGHTS: ocp.args.StandardSave(weights),
+            TRAIN: ocp.args.StandardSave(train),
+            META: ocp.args.JsonSave({**meta, "step": int(step)}),
+        }
+        if self.with_data:
+            args[DATA] = grain.checkpoint.CheckpointSave(data_iterator)
+        self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
+
+    def restore(self, step: int, *, weights: dict, train: dict, data_iterator: Any = None) -> tuple[dict, dict]:
+        """Restore ``step`` into arrays shaped and sharded like the ``weights``/``train`` templates.
+
+        The data iterator, if given, is restored in place.
+        """
+        import grain
+
+        args = {
+            WEIGHTS: ocp.args.StandardRestore(_abstract(weights)),
+            TRAIN: ocp.args.StandardRestore(_abstract(train)),
+        }
+        if self.with_data and data_iterator is not None:
+            args[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
+        restored = self._manager.restore(int(step), args=ocp.args.Composite(**args))
+        return restored[WEIGHTS], restored[TRAIN]
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,1 @@
+"""Run recipes: ml_collections config files with ``get_config(arg=None)``."""

@@ -1,0 +1,7 @@
+"""OpenSphere v2: MS1M-refine, iresnet100, simple (v2 hyper-parameters)."""
+
+from configs import opensphere_recipes as recipes
+
+
+def get_config(arg=None):
+    return recipes.ms1m_v2("iresnet100", "simple")

@@ -1,0 +1,7 @@
+"""OpenSphere v1: MS1M-refine, IResNet-100, SphereFace s=32 m=1.7."""
+
+from configs import opensphere_recipes as recipes
+
+
+def get_config(arg=None):
+    return recipes.ms1m_v1("iresnet100", "sphereface", dict(s=32.0, m=1.7), (150_000, 270_000, 320_000, 360_000))

@@ -1,0 +1,440 @@
+"""Training: ``train_and_evaluate(config, workdir)``.
+
+Read top to bottom, in the order a run happens: check the config, build the mesh, the input, the model,
+head and optimizer, the jit-compiled functional train step, restore (own workdir -> ``config.init_from`` ->
+scratch), then the loop with logging, validation, checkpoints, a NaN guard and preemption.
+
+The training state is a tree of plain dicts (what the checkpoints hold)::
+
+    {'step', 'rng', 'params': {'backbone', 'head'}, 'frozen', 'batch_stats', 'head_state', 'opt', ...}
+
+and the step is a pure function of (state, batch) under ``jax.jit`` with the state donated: the backbone
+is rebuilt with ``nnx.merge`` inside, the class centres are projected onto the unit sphere (OpenSphere's
+in-place ``w.data = normalize(w.data)``), the head's loss is differentiated, and optax applies the update.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from jsphere import checkpoint, models, observe, optim, parallel
+from jsphere import heads as heads_lib
+
+TRAINERS = ("proxy", "simple")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class Preempted(Exception):
+    """Raised after the checkpoint of a SIGTERM-interrupted run is safely written."""
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss became NaN or Inf; the message names the step and the last good checkpoint."""
+
+
+# --------------------------------------------------------------------------------------------- config
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Fail fast, before any data is read or anything compiled, naming the config key at fault."""
+    if config.model.name not in models.names():
+        raise ValueError(f"config.model.name={config.model.name!r} is unknown; valid: {', '.join(models.names())}")
+    if config.model.dtype not in DTYPES:
+        raise ValueError(f"config.model.dtype={config.model.dtype!r} is not one of {sorted(DTYPES)}")
+    if config.trainer not in TRAINERS:
+        raise ValueError(f"config.trainer={config.trainer!r} is not one of {TRAINERS}")
+    heads_lib.build(config.head.name, **config.head.hparams.to_dict())  # unknown head / hyper-parameter
+    if config.total_steps <= 0:
+        raise ValueError(f"config.total_steps must be positive, got {config.total_steps}")
+    if config.batch_size <= 0:
+        raise ValueError(f"config.batch_size must be positive, got {config.batch_size}")
+    source = config.data.source
+    if not source:
+        raise ValueError("config.data.source is not set: give a list file, an image folder, a train.rec, a packed "
+                         "ArrayRecord folder or tfds:<name> (e.g. --config.data.source=/data/ms1m/train.rec)")
+    if not str(source).startswith("tfds:"):
+        if not Path(source).expanduser().exists():
+            raise FileNotFoundError(f"config.data.source={source!r} does not exist")
+        if config.data.data_dir and not Path(config.data.data_dir).expanduser().is_dir():
+            raise FileNotFoundError(f"config.data.data_dir={config.data.data_dir!r} is not a folder")
+    optim.make_optimizer(config.optim, config.total_steps)
+    for val_set in config.val:
+        if not Path(val_set["path"]).expanduser().exists():
+            raise FileNotFoundError(f"config.val set {val_set.get('name', '?')!r}: path {val_set['path']!r} "
+                                    "does not exist")
+    if config.init_from and not Path(config.init_from).expanduser().exists():
+        raise FileNotFoundError(f"config.init_from={config.init_from!r} does not exist")
+
+
+# ------------------------------------------------------------------------------------ model and state
+def build_backbone(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> models.Backbone:
+    return models.build(config.model.name, embed_dim=config.model.embed_dim, rngs=rngs,
+                        dtype=DTYPES[config.model.dtype], **config.model.kwargs.to_dict())
+
+
+def model_meta(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    """What a checkpoint needs to rebuild the model and head without the training config."""
+    return {
+        "model": {"name": config.model.name, "embed_dim": config.model.embed_dim,
+                  "kwargs": config.model.kwargs.to_dict()},
+        "head": {"name": config.head.name, "hparams": config.head.hparams.to_dict(),
+                 "num_classes": int(num_classes), "feat_dim": config.model.embed_dim},
+        "source": {"trainer": "jsphere", "config": config.to_json()},
+    }
+
+
+class Setup:
+    """The static parts of a run: the NNX graph definitions, the head, the optimizer and the schedule."""
+
+    def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_classes: int):
+        self.config = config
+        self.mesh = mesh
+        self.num_classes = num_classes
+        self.head = heads_lib.build(config.head.name, **config.head.hparams.to_dict())
+        self.tx, self.schedule = optim.make_optimizer(config.optim, config.total_steps)
+        model = build_backbone(config, nnx.Rngs(config.seed))
+        if config.model.bn_per_device:
+            models.set_bn_stat_groups(model, mesh.devices.size)
+        self.param_count = models.param_count(model)
+        model.train()
+        self.graphdef, params, frozen, batch_stats, self.rest = nnx.split(
+            model, nnx.Param, models.FrozenParam, nnx.BatchStat, ...)
+        model.eval()
+        self.eval_graphdef = nnx.split(model, nnx.Param, models.FrozenParam, nnx.BatchStat, ...)[0]
+        self._initial = (params, frozen, batch_stats)
+
+    def initial_state(self) -> dict[str, Any]:
+        params, frozen, batch_stats = self._initial
+        key = jax.random.key(self.config.seed)
+        head_params, head_state = self.head.init(jax.random.fold_in(key, 1), self.config.model.embed_dim,
+                                                 self.num_classes)
+        trainable = {"backbone": nnx.to_pure_dict(params), "head": head_params}
+        state = {
+            "step": jnp.zeros((), jnp.int32),
+            "rng": jax.random.key_data(jax.random.fold_in(key, 2)),
+            "params": trainable,
+            "frozen": nnx.to_pure_dict(frozen),
+            "batch_stats": nnx.to_pure_dict(batch_stats),
+            "head_state": head_state,
+            "opt": self.tx.init(trainable),
+        }
+        return jax.device_put(state, parallel.replicated(self.mesh))
+
+    def merge(self, params: dict, frozen: dict, batch_stats: dict, *, train: bool = True) -> nnx.Module:
+        graphdef = self.graphdef if train else self.eval_graphdef
+        return nnx.merge(graphdef, params, frozen, batch_stats, self.rest)
+
+
+# ---------------------------------------------------------------------------------------- train step
+def make_train_step(setup: Setup):
+    """The functional update ``(state, batch) -> (state, metrics)``, jit-compiled with the state donated."""
+    head, tx, schedule = setup.head, setup.tx, setup.schedule
+    has_rng_streams = bool(jax.tree.leaves(setup.rest))
+
+    def train_step(state, batch):
+        step = state["step"]
+        params = {"backbone": state["params"]["backbone"], "head": head.project(state["params"]["head"])}
+
+        def loss_fn(params):
+            model = setup.merge(params["backbone"], state["frozen"], state["batch_stats"])
+            if has_rng_streams:
+                nnx.reseed(model, dropout=jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), step))
+            embeddings = model(batch["image"])
+            loss, head_state, aux = head.loss(params["head"], state["head_state"], embeddings, batch["label"], step)
+            batch_stats = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+            return loss, (batch_stats, head_state, aux, embeddings)
+
+        (loss, (batch_stats, head_state, aux, emb)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, state["opt"], params)
+        norms = jnp.linalg.norm(emb.astype(jnp.float32), axis=-1)
+        metrics = {
+            "loss": loss,
+            "lr": schedule(step),
+            "grad_norm": optax.global_norm(grads),
+            "bkb_grad": optax.global_norm(grads["backbone"]),
+            "head_grad": optax.global_norm(grads["head"]),
+            "feat_norm_mean": jnp.mean(norms),
+            "feat_norm_std": jnp.std(norms),
+            **{f"head/{k}": v for k, v in aux.items()},
+        }
+        new_state = {
+            **state,
+            "step": step + 1,
+            "params": optax.apply_updates(params, updates),
+            "batch_stats": batch_stats,
+            "head_state": head_state,
+            "opt": opt_state,
+        }
+        return new_state, metrics
+
+    replicated = parallel.replicated(setup.mesh)
+    return jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated))
+
+
+# ------------------------------------------------------------------------------------------- restore
+def _weights_item(setup: Setup, state: dict) -> dict:
+    model = setup.merge(state["params"]["backbone"], state["frozen"], state["batch_stats"])
+    return {"backbone": models.pure_state(model),
+            "head": {"params": state["params"]["head"], "state": state["head_state"]}}
+
+
+def _train_item(state: dict) -> dict:
+    return {"opt": state["opt"], "step": state["step"], "rng": state["rng"]}
+
+
+def _with_weights(setup: Setup, state: dict, weights: dict) -> dict:
+    """``state`` with the backbone (and the head, if given) replaced by ``weights``."""
+    model = setup.merge(state["params"]["backbone"], state["frozen"], state["batch_stats"])
+    models.load_pure_state(model, weights["backbone"], source="checkpoint")
+    _, params, frozen, batch_stats, _ = nnx.split(model, nnx.Param, models.FrozenParam, nnx.BatchStat, ...)
+    replicated = parallel.replicated(setup.mesh)
+    state = {**state, "params": {**state["params"], "backbone": nnx.to_pure_dict(params)},
+             "frozen": nnx.to_pure_dict(frozen), "batch_stats": nnx.to_pure_dict(batch_stats)}
+    if weights.get("head"):
+        state["params"]["head"] = weights["head"]["params"]
+        state["head_state"] = weights["head"].get("state", state["head_state"])
+    return jax.device_put(state, replicated)
+
+
+def init_from_checkpoint(setup: Setup, state: dict, path: str) -> dict:
+    """Load backbone weights (and the head when it fits this run) from a jsphere or converted checkpoint."""
+    saved = checkpoint.load_weights(path)
+    saved_model = saved.meta.get("model", {})
+    if saved_model.get("name") and saved_model["name"] != setup.config.model.name:
+        raise ValueError(f"config.init_from={path!r} holds a {saved_model['name']!r} backbone but config.model.name "
+                         f"is {setup.config.model.name!r}")
+    head_meta = saved.meta.get("head") or {}
+    head = None
+    if saved.head and head_meta.get("name") == setup.config.head.name:
+        if int(head_meta.get("num_classes", -1)) != setup.num_classes:
+            raise ValueError(f"config.init_from={path!r}: its head has {head_meta.get('num_classes')} classes but the "
+                             f"training data has {setup.num_classes}")
+        head = saved.head
+    logging.info("initialised the backbone%s from %s (step %d)", " and head" if head else "", path, saved.step)
+    return _with_weights(setup, state, {"backbone": saved.backbone, "head": head})
+
+
+# ---------------------------------------------------------------------------------------- preemption
+class _SigtermFlag:
+    """Set by SIGTERM; the loop checks it at step boundaries, saves and exits."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread (e.g. a test harness): no handler
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _preemption_requested(flag: _SigtermFlag, step: int) -> bool:
+    """True on every process at the same step once any process received SIGTERM."""
+    if jax.process_count() == 1:
+        return flag.raised
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.reached_preemption_sync_point(step)) or bool(
+        multihost_utils.process_allgather(np.asarray(flag.raised)).any())
+
+
+# ---------------------------------------------------------------------------------------------- loop
+class _Window:
+    """Running means of the step metrics between two log lines, and the image throughput."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.start = time.perf_counter()
+        self.images = 0
+
+    def add(self, metrics: dict[str, float], images: int):
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.count += 1
+        self.images += images
+
+    def means(self) -> dict[str, float]:
+        out = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        out["img_per_s"] = self.images / max(time.perf_counter() - self.start, 1e-9)
+        return out
+
+
+def _should_save(step: int, config: ml_collections.ConfigDict) -> bool:
+    every = config.checkpoint.every_steps
+    return step == config.total_steps or step in tuple(config.checkpoint.save_steps) or (every and step % every == 0)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train ``config`` in ``workdir`` (resuming from its last checkpoint) and return the final metrics."""
+    from jsphere.data import pipeline
+
+    validate_config(config)
+    workdir = str(Path(workdir).expanduser().resolve())
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    is_main = jax.process_index() == 0
+
+    # ---- mesh
+    mesh = parallel.make_mesh()
+    parallel.check_batch_divisible(config.batch_size, mesh, jax.process_count())
+    logging.info("%s", parallel.describe(mesh))
+
+    # ---- input
+    iterator, data_info = pipeline.make_train_iterator(
+        config.data, global_batch_size=config.batch_size, seed=config.seed,
+        process_index=jax.process_index(), process_count=jax.process_count())
+    num_classes = int(data_info.num_classes)
+
+    # ---- model, head, optimizer, state
+    setup = Setup(config, mesh, num_classes)
+    state = setup.initial_state()
+    head_params = sum(int(np.size(x)) for x in jax.tree.leaves(state["params"]["head"]))
+    if is_main:
+        print(f"jsphere: {config.model.name} ({setup.param_count:,} parameters) + {config.head.name} head "
+              f"({num_classes:,} classes, {head_params:,} parameters); {data_info.num_images:,} images; "
+              f"global batch {config.batch_size} = {config.batch_size // mesh.devices.size} per device x "
+              f"{mesh.devices.size} devices; {config.total_steps:,} steps", flush=True)
+        (Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+    # ---- restore: own workdir -> init_from -> scratch
+    ckpt = checkpoint.TrainCheckpointer(workdir, keep=config.checkpoint.keep,
+                                        save_steps=tuple(config.checkpoint.save_steps),
+                                        async_save=config.checkpoint.async_save)
+    meta = model_meta(config, num_classes)
+    start = ckpt.latest_step()
+    if start is not None:
+        weights, train = ckpt.restore(start, weights=_weights_item(setup, state), train=_train_item(state),
+                                      data_iterator=iterator)
+        state = _with_weights(setup, {**state, **train}, weights)
+        logging.info("resumed from %s/checkpoints/%d", workdir, start)
+        if is_main:
+            print(f"jsphere: resuming from step {start}", flush=True)
+    elif config.init_from:
+        state = init_from_checkpoint(setup, state, config.init_from)
+    start = int(state["step"])
+
+    # ---- evaluation hooks
+    writer = observe.MetricWriter(workdir, enabled=is_main)
+    validator = _make_validator(setup, config) if config.val else None
+
+    def validate(step: int, state: dict) -> dict[str, float]:
+        if validator is None:
+            return {}
+        results = validator(state)
+        writer.write(step, results, prefix="val/")
+        if is_main:
+            print(f"jsphere: step {step} validation " + ", ".join(f"{k} {v:.3f}" for k, v in results.items()),
+                  flush=True)
+        return results
+
+    train_step = make_train_step(setup)
+    final_val: dict[str, float] = {}
+    if validator is not None and start == 0 and config.get("val_at_start", False):
+        final_val = validate(0, state)
+
+    # ---- train loop
+    bar = observe.ProgressBar(config.total_steps, enabled=is_main and config.progress_bar)
+    window = _Window()
+    pending = None
+    last_saved = start if start else None
+    t_start = time.perf_counter()
+    last_metrics: dict[str, float] = {}
+    with _SigtermFlag() as sigterm:
+        step = start
+        try:
+            while step < config.total_steps:
+                local = next(iterator)
+                batch = parallel.global_batch({"image": local["image"], "label": local["label"]}, mesh)
+                state, metrics = train_step(state, batch)
+                step += 1
+                if pending is not None:
+                    last_metrics = _consume(pending, window, last_saved, workdir, config)
+                pending = (step, metrics)
+                if step % config.log_every == 0 or step == config.total_steps:
+                    last_metrics = _consume(pending, window, last_saved, workdir, config)
+                    pending = None
+                    writer.write(step, window.means(), prefix="train/")
+                    window = _Window()
+                if last_metrics:
+                    elapsed = time.perf_counter() - t_start
+                    rate = (step - start) / max(elapsed, 1e-9)
+                    bar.update(step, loss=last_metrics["loss"], lr=last_metrics["lr"],
+                               img_per_s=rate * config.batch_size, eta_s=(config.total_steps - step) / max(rate, 1e-9),
+                               force=step % config.log_every == 0)
+                if config.val and (step % config.val_every == 0 or step == config.total_steps):
+                    final_val = validate(step, state)
+                preempt = _preemption_requested(sigterm, step)
+                if _should_save(step, config) or preempt:
+                    if pending is not None:  # never save a state whose loss was not checked
+                        last_metrics = _consume(pending, window, last_saved, workdir, config)
+                        pending = None
+                    ckpt.save(step, weights=_weights_item(setup, state), train=_train_item(state), meta=meta,
+                              data_iterator=iterator)
+                    last_saved = step
+                if preempt:
+                    ckpt.wait()
+                    raise Preempted(f"SIGTERM received: saved the checkpoint of step {step} in {workdir}; "
+                                    "rerun the same command to resume")
+            if pending is not None:
+                last_metrics = _consume(pending, window, last_saved, workdir, config)
+        finally:
+            bar.close()
+            ckpt.wait()
+            ckpt.close()
+            writer.close()
+            iterator_close = getattr(iterator, "close", None)
+            if iterator_close:
+                iterator_close()
+    result = {"step": step, **{f"train/{k}": v for k, v in last_metrics.items()},
+              **{f"val/{k}": v for k, v in final_val.items()}}
+    return result
+
+
+def _consume(pending, window: _Window, last_saved, workdir: str, config) -> dict[str, float]:
+    """Fetch a finished step's metrics, stop on a non-finite loss, add them to the log window."""
+    step, metrics = pending
+    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    if not math.isfinite(values["loss"]):
+        where = (f"the last good checkpoint is {workdir}/checkpoints/{last_saved}" if last_saved is not None
+                 else "no checkpoint was saved yet")
+        raise NonFiniteLoss(f"loss is {values['loss']} at step {step}; {where}. Lower config.optim.lr or set "
+                            "config.optim.clip_grad_norm, then rerun (it resumes from that checkpoint).")
+    window.add(values, config.batch_size)
+    return values
+
+
+def _make_validator(setup: Setup, config: ml_collections.ConfigDict):
+    """Verification on the configured pair sets with the live weights (flip TTA, OpenSphere ACC)."""
+    from jsphere.eval.pairs import evaluate_pair_set
+    from jsphere.inference import Embedder
+
+    def run(state: dict) -> dict[str, float]:
+        model = setup.merge(state["params"]["backbone"], state["frozen"], state["batch_stats"], train=False)
+        embedder = Embedder(model)
+        results = {}
+        for val_set in config.val:
+            metrics = evaluate_pair_set(embedder, val_set)
+            for key, value in metrics.items():
+                results[f"{val_set['name']}/{key}"] = value
+        return results
+
+    return run
