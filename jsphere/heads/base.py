@@ -1,0 +1,110 @@
+"""The head interface: hyper-parameter checking, class-centre init/projection, input checks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from jsphere.heads.common import ClassAxis, l2_normalize
+
+Params = dict[str, jax.Array]
+State = dict[str, jax.Array]
+
+
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+class Head:
+    """A loss over embeddings and class centres; pure and jittable.
+
+    ``init(key, feat_dim, num_classes) -> (params, state)``: ``params['w']`` is [num_classes, feat_dim]
+    (xavier-normal like OpenSphere); ``state`` holds running values (empty for most heads).
+    ``project(params)``: the class centres on the unit sphere (the training step writes this back before
+    every update, as OpenSphere does in place).
+    ``loss(params, state, embeddings, labels, step) -> (loss, new_state, aux)``.
+    Subclasses set ``name``, ``defaults`` (every hyper-parameter with OpenSphere's default) and implement
+    ``forward(params, state, x, labels, step, axis)``, where ``axis`` does every reduction over classes.
+    """
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    choices: ClassVar[dict[str, tuple]] = {}
+
+    def __init__(self, **hparams: Any):
+        unknown = sorted(set(hparams) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.defaults)) or "none"
+            raise ValueError(f"head {self.name!r}: unknown hyper-parameter(s) {', '.join(unknown)}; valid: {valid}")
+        self.hparams = {**self.defaults, **hparams}
+        for key, value in self.hparams.items():
+            if key in self.choices and value not in self.choices[key]:
+                raise ValueError(f"head {self.name!r}: {key}={value!r} is not one of {self.choices[key]}")
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
+        return f"{type(self).__name__}({args})"
+
+    # --------------------------------------------------------------------------------------- params
+    def init(self, key: jax.Array, feat_dim: int, num_classes: int) -> tuple[Params, State]:
+        if int(feat_dim) <= 0 or int(num_classes) <= 0:
+            raise ValueError(f"head {self.name!r}: feat_dim and num_classes must be positive, got {feat_dim}, "
+                             f"{num_classes}")
+        rows = self.centre_rows(num_classes)
+        std = math.sqrt(2.0 / (feat_dim + rows))
+        w = jax.random.normal(key, (rows, feat_dim), jnp.float32) * std
+        return {"w": w, **self.extra_params(num_classes)}, self.init_state()
+
+    def centre_rows(self, num_classes: int) -> int:
+        return num_classes
+
+    def extra_params(self, num_classes: int) -> Params:
+        return {}
+
+    def init_state(self) -> State:
+        return {}
+
+    def project(self, params: Params) -> Params:
+        return {**params, "w": l2_normalize(params["w"])}
+
+    def num_classes(self, params: Params) -> int:
+        return params["w"].shape[0]
+
+    # ----------------------------------------------------------------------------------------- loss
+    def loss(self, params: Params, state: State, embeddings: jax.Array, labels: jax.Array,
+             step: jax.Array | int) -> tuple[jax.Array, State, dict[str, jax.Array]]:
+        self.check_inputs(params, embeddings, labels)
+        x = embeddings.astype(jnp.promote_types(embeddings.dtype, jnp.float32))
+        return self.forward(params, state, x, labels, jnp.asarray(step), ClassAxis(self.num_classes(params)))
+
+    def forward(self, params: Params, state: State, x: jax.Array, labels: jax.Array, step: jax.Array,
+                axis: ClassAxis) -> tuple[jax.Array, State, dict[str, jax.Array]]:
+        raise NotImplementedError
+
+    def check_inputs(self, params: Params, embeddings: jax.Array, labels: jax.Array) -> None:
+        """Shapes and dtypes always; label values when they are concrete (outside jit)."""
+        w = params["w"]
+        if embeddings.ndim != 2:
+            raise ValueError(f"head {self.name!r}: embeddings must be [batch, feat_dim], got shape {embeddings.shape}")
+        if embeddings.shape[1] != w.shape[1]:
+            raise ValueError(f"head {self.name!r}: embeddings have feature dim {embeddings.shape[1]} but the class "
+                             f"centres have {w.shape[1]}")
+        if not jnp.issubdtype(labels.dtype, jnp.integer):
+            raise TypeError(f"head {self.name!r}: labels must be integers, got dtype {labels.dtype}")
+        if labels.shape != (embeddings.shape[0],):
+            raise ValueError(f"head {self.name!r}: labels must have shape ({embeddings.shape[0]},), got {labels.shape}")
+        if _is_concrete(labels) and labels.size:
+            lo, hi = int(jnp.min(labels)), int(jnp.max(labels))
+            num = self.num_classes(params)
+            if lo < 0 or hi >= num:
+                bad = lo if lo < 0 else hi
+                raise ValueError(f"head {self.name!r}: label {bad} is outside [0, {num}) (the head has {num} classes)")
+
+
+def feature_norm_aux(x: jax.Array) -> dict[str, jax.Array]:
+    norms = jnp.linalg.norm(x, axis=-1)
+    return {"feat_norm_mean": jnp.mean(norms), "feat_norm_std": jnp.std(norms)}

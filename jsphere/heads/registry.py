@@ -1,0 +1,49 @@
+"""Heads by name: ``jsphere.heads.build('sphereface2', alpha=0.7, r=40, m=0.4, t=3, lw=10)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsphere.heads.a_softmax_caffe import ASoftmaxCaffe
+from jsphere.heads.adaface import AdaFace
+from jsphere.heads.arcface import ArcFace
+from jsphere.heads.base import Head
+from jsphere.heads.combined_margin import CombinedMargin
+from jsphere.heads.cosface import CosFace
+from jsphere.heads.curricularface import CurricularFace
+from jsphere.heads.gasoftmax import GASoftmax
+from jsphere.heads.gbcosface import GBCosFace
+from jsphere.heads.magface import MagFace
+from jsphere.heads.simple import SimPLE
+from jsphere.heads.softmax import CocoLoss, Softmax
+from jsphere.heads.sphereface import SphereFace
+from jsphere.heads.sphereface2 import SphereFace2
+from jsphere.heads.spherefaceplus import SphereFacePlus
+from jsphere.heads.spherefacer import SphereFaceRH, SphereFaceRN, SphereFaceRS
+from jsphere.heads.subcenter_arcface import SubcenterArcFace
+from jsphere.heads.svsoftmax import SVSoftmax
+from jsphere.heads.uniface import UniFace
+
+_HEADS: dict[str, type[Head]] = {cls.name: cls for cls in (
+    Softmax, CocoLoss, SphereFace, SphereFacePlus, GASoftmax, SphereFaceRH, SphereFaceRS, SphereFaceRN,
+    SphereFace2, ArcFace, CosFace, CombinedMargin, SimPLE, GBCosFace, SVSoftmax, ASoftmaxCaffe,
+    CurricularFace, MagFace, AdaFace, SubcenterArcFace, UniFace,
+)}
+ALIASES = {"normface": "cocoloss", "amsoftmax": "cosface"}
+
+
+def register(cls: type[Head]) -> type[Head]:
+    """Add a head class (usable as a decorator); its ``name`` becomes buildable by ``build``."""
+    _HEADS[cls.name] = cls
+    return cls
+
+
+def names() -> list[str]:
+    return sorted(_HEADS) + sorted(ALIASES)
+
+
+def build(name: str, **hparams: Any) -> Head:
+    key = ALIASES.get(name, name)
+    if key not in _HEADS:
+        raise ValueError(f"unknown head {name!r}; valid names: {', '.join(names())}")
+    return _HEADS[key](**hparams)

@@ -1,0 +1,45 @@
+"""SphereFace+: SphereFace plus a mini-batch minimum-hyperspherical-energy (MHE) term on the class centres.
+
+Liu et al., "Learning towards Minimum Hyperspherical Energy", NeurIPS 2018 (OpenSphere ``spherefaceplus.py``)::
+
+    loss = CE(SphereFace logits) + lambda_mhe * MHE
+    MHE  = sum_{a<b} arccos(clip(v_a . v_b))^-2 / (n (n - 1) / 2)
+
+over the n distinct labels of the batch (v = their unit centres; the gradient reaches the centres). A batch
+with a single distinct label has no pair and MHE = 0 (OpenSphere divides by zero there). Sharding: the
+centres of the batch's labels are collected with ``axis.take`` (a psum of each shard's rows).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from jsphere.heads.base import Head, feature_norm_aux
+from jsphere.heads.common import angle, cosine, softmax_cross_entropy, target, unit_rows
+from jsphere.heads.sphereface import sphereface_logits
+
+
+def mhe(centres: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+    """Mean inverse squared angle over pairs of distinct labels; ``centres[i]`` is the centre of ``labels[i]``."""
+    b = labels.shape[0]
+    same = labels[:, None] == labels[None, :]
+    earlier = jnp.tril(jnp.ones((b, b), bool), k=-1)
+    first = ~jnp.any(same & earlier, axis=1)  # first occurrence of each distinct label
+    pairs = first[:, None] & first[None, :] & jnp.triu(jnp.ones((b, b), bool), k=1)
+    theta = angle(centres @ centres.T)
+    energy = jnp.sum(jnp.where(pairs, theta ** -2.0, 0.0))
+    n = jnp.sum(first).astype(centres.dtype)
+    return jnp.where(n > 1, energy / jnp.maximum(n * (n - 1) / 2, 1.0), 0.0)
+
+
+class SphereFacePlus(Head):
+    name = "spherefaceplus"
+    defaults = {"s": 30.0, "m": 1.5, "lambda_mhe": 1.0}
+
+    def forward(self, params, state, x, labels, step, axis):
+        cos = cosine(x, params["w"])
+        onehot = axis.one_hot(labels, cos.dtype)
+        ce = jnp.mean(softmax_cross_entropy(sphereface_logits(cos, onehot, self.s, self.m), onehot, axis))
+        energy = mhe(axis.take(unit_rows(params["w"]), labels), labels)
+        aux = {"cos_target": jnp.mean(target(cos, onehot, axis)), "mhe": energy, **feature_norm_aux(x)}
+        return ce + self.lambda_mhe * energy, state, aux

@@ -1,0 +1,36 @@
+"""Sub-center ArcFace: K centres per class, the closest one counts (insightface SubCenter-ArcFace).
+
+Deng et al., "Sub-center ArcFace: Boosting Face Recognition by Large-scale Noisy Web Faces", ECCV 2020::
+
+    cos theta_j = max_k  x^ . w^_{j,k},   then ArcFace: s (cos + sg(cos(clip(theta + m Y, 1e-5, 3.14159)) - cos))
+
+``w`` is [num_classes * k, feat_dim] in insightface's layout: row ``j * k + i`` is sub-centre i of class j
+(class-major, so sharding by class keeps a class's sub-centres together).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from jsphere.heads.arcface import arcface_logits
+from jsphere.heads.base import Head, feature_norm_aux
+from jsphere.heads.common import cosine, softmax_cross_entropy, target
+
+
+class SubcenterArcFace(Head):
+    name = "subcenter_arcface"
+    defaults = {"s": 64.0, "m": 0.5, "k": 3, "detach_margin": True}
+
+    def centre_rows(self, num_classes):
+        return num_classes * int(self.k)
+
+    def num_classes(self, params):
+        return params["w"].shape[0] // int(self.k)
+
+    def forward(self, params, state, x, labels, step, axis):
+        sub = cosine(x, params["w"])
+        cos = jnp.max(sub.reshape(sub.shape[0], -1, int(self.k)), axis=-1)
+        onehot = axis.one_hot(labels, cos.dtype)
+        logits = arcface_logits(cos, onehot, self.s, self.m, self.detach_margin)
+        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
+        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
