@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jsphere.heads.common import ClassAxis, l2_normalize
 
@@ -98,7 +99,8 @@ class Head:
         if labels.shape != (embeddings.shape[0],):
             raise ValueError(f"head {self.name!r}: labels must have shape ({embeddings.shape[0]},), got {labels.shape}")
         if _is_concrete(labels) and labels.size:
-            lo, hi = int(jnp.min(labels)), int(jnp.max(labels))
+            values = np.asarray(labels)
+            lo, hi = int(values.min()), int(values.max())
             num = self.num_classes(params)
             if lo < 0 or hi >= num:
                 bad = lo if lo < 0 else hi
