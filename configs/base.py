@@ -13,6 +13,7 @@ from ml_collections import config_dict
 def get_base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
+    c.num_devices = 0  # devices in the mesh; 0 = every device of every process
     c.trainer = "proxy"  # 'proxy' (a classifier head) or 'simple' (SimPLE: EMA encoder + feature bank)
 
     c.model = ml_collections.ConfigDict()
@@ -32,7 +33,8 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.data.source = config_dict.placeholder(str)  # list file, folder, train.rec, ArrayRecord dir, tfds:<name>
     c.data.format = "auto"
     c.data.data_dir = config_dict.placeholder(str)  # root of the relative paths of a list file
-    c.data.workers = 2
+    c.data.workers = 2  # Grain worker processes (0: decode in this process)
+    c.data.threads = 4  # decoding threads per process
     c.data.prefetch = 4
     c.data.flip = 0.5
     c.data.augment = ml_collections.ConfigDict(dict(crop_prob=0.0, lowres_prob=0.0, photo_prob=0.0))
@@ -77,6 +79,7 @@ def get_base_config() -> ml_collections.ConfigDict:
 
     c.log_every = 200
     c.val_every = 2_000
+    c.val_at_start = False  # also validate the untrained model (step 0)
     c.val = []  # pair sets: dicts with name, type ('pairs'|'bin'), path, data_dir
     c.progress_bar = True
     return c

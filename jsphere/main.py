@@ -24,6 +24,8 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process in
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # orbax/absl INFO chatter; -v 0 brings it back
     import jax
 
     from jsphere import parallel

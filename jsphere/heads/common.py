@@ -15,8 +15,8 @@ THETA_MAX = 3.14159  # and margined angles to [1e-5, 3.14159]
 
 
 def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
-    """``torch.nn.functional.normalize``: ``x / max(||x||, eps)``."""
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), eps)
+    """``torch.nn.functional.normalize``: ``x / max(||x||, eps)`` (finite gradient at x = 0, like PyTorch)."""
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 def unit_rows(w: jax.Array) -> jax.Array:

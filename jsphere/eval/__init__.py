@@ -1,0 +1,1 @@
+"""Evaluation protocols: pair verification (OpenSphere and standard), IJB-B/C, reports."""

@@ -1,0 +1,79 @@
+"""Embedding images with a backbone (live model or checkpoint): ``Embedder(model).embed(images)``.
+
+Input: uint8 [N, 112, 112, 3] aligned RGB faces (normalised here as ``(x - 127.5) / 127.5``) or float arrays
+already in [-1, 1]. ``flip='sum'`` adds the embedding of the horizontally flipped image (OpenSphere v1 /
+insightface flip test-time augmentation); ``'none'`` does not. Output float32 [N, D], not normalised, rows in
+input order. Batches are padded to a fixed size, so the forward compiles once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jsphere import checkpoint, models
+
+FLIPS = ("sum", "none")
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(graphdef, state, x):
+    return nnx.merge(graphdef, state)(x)
+
+
+def _normalise(batch: np.ndarray) -> np.ndarray:
+    if batch.dtype == np.uint8:
+        return (batch.astype(np.float32) - 127.5) / 127.5
+    return batch.astype(np.float32)
+
+
+class Embedder:
+    """A backbone in eval mode with a jitted forward."""
+
+    def __init__(self, model: nnx.Module, *, batch_size: int = 64):
+        model.eval()
+        self.model = model
+        self.graphdef, self.state = nnx.split(model)
+        self.batch_size = batch_size
+        self.embed_dim = int(model.embed_dim)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, *, step: int | None = None, dtype=jnp.float32,
+                        batch_size: int = 64) -> Embedder:
+        """Rebuild the backbone recorded in a jsphere checkpoint (trained or converted) and load its weights."""
+        weights = checkpoint.load_weights(path, step)
+        spec = weights.meta.get("model")
+        if not spec or "name" not in spec:
+            raise ValueError(f"{path}: the checkpoint metadata does not say which model it holds (no 'model.name')")
+        model = models.build(spec["name"], embed_dim=int(spec["embed_dim"]), dtype=dtype, **spec.get("kwargs", {}))
+        models.load_pure_state(model, weights.backbone, source=f"checkpoint {path} (step {weights.step})")
+        embedder = cls(model, batch_size=batch_size)
+        embedder.step = weights.step
+        return embedder
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(_forward(self.graphdef, self.state, jnp.asarray(x)))
+
+    def embed(self, images: np.ndarray, *, flip: str = "sum", batch_size: int | None = None) -> np.ndarray:
+        if flip not in FLIPS:
+            raise ValueError(f"flip must be one of {FLIPS}, got {flip!r}")
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[1:] != models.INPUT_SHAPE:
+            raise ValueError(f"expected images of shape [N, 112, 112, 3], got {images.shape}")
+        bs = batch_size or self.batch_size
+        out = np.empty((len(images), self.embed_dim), np.float32)
+        for start in range(0, len(images), bs):
+            chunk = _normalise(images[start:start + bs])
+            n = len(chunk)
+            if n < bs:
+                chunk = np.concatenate([chunk, np.zeros((bs - n,) + chunk.shape[1:], np.float32)])
+            feats = self._run(chunk)
+            if flip == "sum":
+                feats = feats + self._run(chunk[:, :, ::-1])
+            out[start:start + n] = feats[:n]
+        return out

@@ -1,0 +1,133 @@
+"""Training end to end on a tiny config: it learns, resumes bit-exactly after kill -9, gives the same loss
+curve on 8 devices as on 1, stops on NaN naming the last good checkpoint, and rejects bad configs early."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jsphere import checkpoint, train
+from tests import train_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _losses(workdir):
+    rows = [json.loads(line) for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    return [r["train/loss"] for r in rows if "train/loss" in r]
+
+
+def _run_cli(workdir, data, *extra):
+    cmd = [sys.executable, "-m", "jsphere.main", f"--config={ROOT}/tests/train_config.py:{data}",
+           f"--workdir={workdir}", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_training_writes_metrics_checkpoints_and_lowers_the_loss(tmp_path, synthetic_data):
+    config = train_config.get_config(str(synthetic_data))
+    config.total_steps = 24
+    config.optim.milestones = (20,)
+    config.val = [dict(name="syn", type="pairs", path=str(synthetic_data / "val_pairs.txt"),
+                       data_dir=str(synthetic_data))]
+    config.val_every = 24
+    result = train.train_and_evaluate(config, str(tmp_path))
+    losses = _losses(tmp_path)
+    assert len(losses) == 8 and np.mean(losses[-2:]) < np.mean(losses[:2])
+    assert 0 <= result["val/syn/ACC"] <= 100
+    assert checkpoint.list_steps(tmp_path)[-1] == 24
+    meta = checkpoint.load_meta(tmp_path)
+    assert meta["model"]["name"] == "sfnet4_bn" and meta["head"]["num_classes"] == 12
+    assert (tmp_path / "config.json").exists() and any((tmp_path / "tensorboard").iterdir())
+
+
+def test_kill_minus_nine_then_rerun_resumes_to_bit_identical_parameters(tmp_path, synthetic_data):
+    full = _run_cli(tmp_path / "full", synthetic_data)
+    assert full.wait(timeout=300) == 0, full.stdout.read()
+    victim = _run_cli(tmp_path / "killed", synthetic_data)
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpts / "6" / "commit_success.txt").exists():
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert 12 not in checkpoint.list_steps(tmp_path / "killed")
+    resumed = _run_cli(tmp_path / "killed", synthetic_data)
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, out
+    assert "resuming from step" in out
+    a, b = checkpoint.load_weights(tmp_path / "full"), checkpoint.load_weights(tmp_path / "killed")
+    assert a.step == b.step == 12
+    for x, y in zip(jax.tree.leaves((a.backbone, a.head)), jax.tree.leaves((b.backbone, b.head)), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_eight_devices_follow_the_one_device_loss_curve(tmp_path, synthetic_data):
+    """Same global batch, global BatchNorm statistics: equal up to float32 reduction order (rtol 1e-4)."""
+    curves = {}
+    for n in (1, 8):
+        config = train_config.get_config(str(synthetic_data))
+        config.num_devices = n
+        config.log_every = 1
+        config.total_steps = 6
+        train.train_and_evaluate(config, str(tmp_path / str(n)))
+        curves[n] = _losses(tmp_path / str(n))
+    np.testing.assert_allclose(curves[8], curves[1], rtol=1e-4)
+
+
+def test_per_device_batchnorm_trains_on_eight_devices(tmp_path, synthetic_data):
+    config = train_config.get_config(str(synthetic_data))
+    config.model.bn_per_device = True
+    config.batch_size = 16  # two images per device
+    config.total_steps = 3
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(result["train/loss"])
+
+
+def test_non_finite_loss_stops_and_names_the_last_good_checkpoint(tmp_path, synthetic_data):
+    config = train_config.get_config(str(synthetic_data))
+    config.optim.lr = 1e30
+    with pytest.raises(train.NonFiniteLoss, match="at step [0-9]+; .*(checkpoints/3|no checkpoint)"):
+        train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, synthetic_data):
+    proc = _run_cli(tmp_path, synthetic_data, "--config.total_steps=100000", "--config.checkpoint.every_steps=100000")
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().strip()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, out
+    assert "SIGTERM received: saved the checkpoint of step" in out
+    assert checkpoint.list_steps(tmp_path)
+
+
+def test_config_errors_are_reported_before_compilation(tmp_path, synthetic_data):
+    config = train_config.get_config(str(synthetic_data))
+    config.data.source = str(tmp_path / "missing.txt")
+    with pytest.raises(FileNotFoundError, match="config.data.source=.*missing.txt.* does not exist"):
+        train.train_and_evaluate(config, str(tmp_path))
+    config = train_config.get_config(str(synthetic_data))
+    config.batch_size = 12
+    with pytest.raises(ValueError, match="batch_size=12 is not divisible by the 8 devices"):
+        train.train_and_evaluate(config, str(tmp_path))
+    config = train_config.get_config(str(synthetic_data))
+    config.head.hparams.margin = 0.3
+    with pytest.raises(ValueError, match="unknown hyper-parameter\\(s\\) margin"):
+        train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_config_typo_on_the_command_line_fails_at_parse_time(tmp_path, synthetic_data):
+    proc = _run_cli(tmp_path, synthetic_data, "--config.optim.lrr=0.1")
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and "lrr" in out
+    assert not (tmp_path / "checkpoints").exists()
