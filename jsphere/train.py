@@ -356,11 +356,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     last_saved = start if start else None
     t_start = time.perf_counter()
     last_metrics: dict[str, float] = {}
+    corrupt_skipped = 0  # unreadable images replaced by the pipeline (config.data.on_corrupt='skip')
     with _SigtermFlag() as sigterm:
         step = start
         try:
             while step < config.total_steps:
                 local = next(iterator)
+                corrupt_skipped += int(np.sum(local.get("corrupt", 0)))
                 batch = parallel.global_batch({"image": local["image"], "label": local["label"]}, mesh)
                 state, metrics = train_step(state, batch)
                 step += 1
@@ -370,7 +372,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 if step % config.log_every == 0 or step == config.total_steps:
                     last_metrics = _consume(pending, window, last_saved, workdir, config)
                     pending = None
-                    writer.write(step, window.means(), prefix="train/")
+                    writer.write(step, {**window.means(), "corrupt_images_skipped": corrupt_skipped}, prefix="train/")
                     window = _Window()
                 if last_metrics:
                     elapsed = time.perf_counter() - t_start
