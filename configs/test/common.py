@@ -1,0 +1,31 @@
+"""Evaluation configs mirroring OpenSphere's ``config/test``: data paths are config fields.
+
+    python -m jsphere.main --mode=eval --config=configs/test/lfw.py --workdir=runs/my_run
+    python -m jsphere.main --mode=eval --config=configs/test/combined.py --workdir=... --config.eval.last_k=5
+"""
+
+import ml_collections
+
+FPRS = (1e-4, 5e-4, 1e-3, 5e-3, 1e-2)
+PAIR_SETS = {
+    "lfw": dict(name="LFW", type="pairs", path="data/val/lfw_ann.txt", data_dir="data/val"),
+    "agedb": dict(name="AgeDB-30", type="pairs", path="data/val/agedb_30_ann.txt", data_dir="data/val"),
+    "calfw": dict(name="CA-LFW", type="pairs", path="data/val/calfw_ann.txt", data_dir="data/val"),
+    "cplfw": dict(name="CP-LFW", type="pairs", path="data/val/cplfw_ann.txt", data_dir="data/val"),
+    "combined": dict(name="Combined", type="pairs", path="data/val/combined_ann.txt", data_dir="data/val"),
+}
+IJB_SETS = {
+    "ijbb": dict(name="IJB-B", type="ijb", ijb="ijbb", path="data/test/IJB-B", pooling="opensphere_v1"),
+    "ijbc": dict(name="IJB-C", type="ijb", ijb="ijbc", path="data/test/IJB-C", pooling="opensphere_v1"),
+}
+
+
+def eval_config(*sets: dict, batch_size: int = 256) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.eval = ml_collections.ConfigDict()
+    c.eval.sets = [dict(s) for s in sets]
+    c.eval.last_k = 1
+    c.eval.batch_size = batch_size
+    c.eval.flip = "sum"
+    c.eval.fprs = FPRS
+    return c

@@ -1,0 +1,106 @@
+"""``python -m jsphere.embed --ckpt DIR --input PATH --output feats.npy [--flip sum|none] [--batch-size N]
+[--landmarks FILE]``: embeddings of your own face images.
+
+PATH is a folder (every image below it, sorted by path), a list file (one image path per line, optionally
+followed by other fields; relative paths are relative to the list's folder) or a ``.npy`` of uint8 NHWC
+aligned 112x112 RGB images. Unaligned images need ``--landmarks``: a text file of ``path x1 y1 ... x5 y5`` lines
+(left eye, right eye, nose, left and right mouth corners) or a ``.npy`` [N, 5, 2] in input order; they are
+aligned to the ArcFace 112x112 template. Output: float32 [N, D] rows in input order (not normalised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from jsphere.data.align import align_face
+from jsphere.data.decode import check_aligned, decode_image
+from jsphere.data.sources import IMAGE_SUFFIXES
+
+
+def list_inputs(path: Path) -> list[str]:
+    if path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"{path}: no images ({'/'.join(IMAGE_SUFFIXES)}) below this folder")
+        return files
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            p = Path(line.split()[0])
+            out.append(str(p if p.is_absolute() else path.parent / p))
+    if not out:
+        raise ValueError(f"{path}: the list file is empty")
+    return out
+
+
+def read_landmarks(path: Path, files: list[str] | None, count: int) -> np.ndarray:
+    if path.suffix == ".npy":
+        lm = np.load(path).reshape(-1, 5, 2)
+    else:
+        table = {}
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 11:
+                raise ValueError(f"{path}:{number}: expected 'path x1 y1 ... x5 y5', got {line.strip()!r}")
+            table[fields[0]] = np.asarray(fields[1:], np.float64).reshape(5, 2)
+        if files is None:
+            raise ValueError(f"{path}: a text landmark file needs image paths as input, not a .npy")
+        lm = []
+        for f in files:
+            key = next((k for k in (f, Path(f).name) if k in table), None)
+            if key is None:
+                raise KeyError(f"{path}: no landmarks for image {f}")
+            lm.append(table[key])
+        lm = np.stack(lm)
+    if len(lm) != count:
+        raise ValueError(f"{path}: {len(lm)} landmark sets for {count} images")
+    return lm
+
+
+def load_inputs(input_path: str, landmarks: str | None = None) -> np.ndarray:
+    path = Path(input_path)
+    if not path.exists():
+        raise FileNotFoundError(f"--input {path} does not exist")
+    if path.suffix == ".npy":
+        images, files = np.load(path), None
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"{path}: expected uint8 [N, H, W, 3] RGB images, got {images.dtype} {images.shape}")
+        images = list(images)
+    else:
+        files = list_inputs(path)
+        images = [decode_image(Path(f).read_bytes(), what=f) for f in files]
+    if landmarks:
+        lm = read_landmarks(Path(landmarks), files, len(images))
+        return np.stack([align_face(img, lm[i]) for i, img in enumerate(images)])
+    names = files or [f"{path} image {i}" for i in range(len(images))]
+    return np.stack([check_aligned(img, what=name) for img, name in zip(images, names, strict=True)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="jsphere checkpoint (workdir, checkpoints folder or step folder)")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--flip", choices=("sum", "none"), default="sum")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--landmarks", default=None)
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    a = p.parse_args(argv)
+    from jsphere.inference import Embedder
+
+    images = load_inputs(a.input, a.landmarks)
+    embedder = Embedder.from_checkpoint(a.ckpt, step=a.step, batch_size=a.batch_size)
+    feats = embedder.embed(images, flip=a.flip)
+    np.save(a.output, feats)
+    print(f"wrote {feats.shape[0]} x {feats.shape[1]} embeddings (step {embedder.step}) to {a.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Image features of an IJB-B/C set: read the loose crops, align them with the meta landmarks, embed (flip)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from jsphere.data.align import align_face
+from jsphere.data.decode import decode_image
+from jsphere.data.ijb import IJBMeta, read_ijb_meta
+
+
+def _aligned(meta: IJBMeta, i: int) -> np.ndarray:
+    path = meta.image_dir / meta.images[i]
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise FileNotFoundError(f"IJB image {path} (row {i + 1} of the meta files): {e.strerror}") from None
+    return align_face(decode_image(data, what=str(path)), meta.landmarks[i])
+
+
+def ijb_image_features(embedder, set_cfg, eval_cfg, chunk: int = 2048) -> tuple[IJBMeta, np.ndarray]:
+    """(meta, per-image features [N, D]) for ``set_cfg`` = {path: IJB root, ijb: 'ijbb'|'ijbc' (or from name)}."""
+    name = set_cfg.get("ijb") or set_cfg["name"].lower().replace("-", "")
+    meta = read_ijb_meta(Path(set_cfg["path"]), name)
+    feats = np.empty((len(meta.images), embedder.embed_dim), np.float32)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for start in range(0, len(meta.images), chunk):
+            idx = range(start, min(start + chunk, len(meta.images)))
+            batch = np.stack(list(pool.map(lambda i: _aligned(meta, i), idx)))
+            feats[start:start + len(batch)] = embedder.embed(batch, flip=eval_cfg.get("flip", "sum"),
+                                                             batch_size=eval_cfg.get("batch_size"))
+    return meta, feats
