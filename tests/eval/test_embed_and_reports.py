@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from configs.test.common import eval_config
 from jsphere import checkpoint, embed, evaluate, models
 from jsphere.inference import Embedder
-from configs.test.common import eval_config
 
 
 def _save_model(workdir, step, seed):
