@@ -83,6 +83,8 @@ def save_weights(
 ) -> Path:
     """Write an inference checkpoint (backbone + optional head) as ``<directory>/checkpoints/<step>``."""
     root = Path(directory).expanduser().resolve() / CHECKPOINTS
+    if (root / str(step)).exists():
+        raise FileExistsError(f"{root / str(step)} already exists: choose another output folder or remove it")
     items = {WEIGHTS: {"backbone": _to_numpy(backbone), "head": _to_numpy(head) if head else {}}}
     meta = {**meta, "step": int(step)}
     with ocp.CheckpointManager(root, options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False)) as m:

@@ -1,0 +1,84 @@
+"""``python -m converters.export_torch --ckpt DIR --layout opensphere-v1|opensphere-v2|insightface --out PATH``
+
+Writes what OpenSphere's and insightface's own model classes load with ``strict=True``: the state_dict of
+``converters.torch_models`` (the reference key names and order, float32, ``num_batches_tracked``), filled with
+the checkpoint's weights.
+
+* ``insightface``: PATH is the ``backbone.pth`` file (plain state_dict).
+* ``opensphere-v2``: PATH is the ``model_<step>.pth`` file, ``{'backbone': sd, 'head': sd}`` (head ``w`` [C, D]).
+* ``opensphere-v1``: PATH is a folder receiving ``backbone_<step>.pth`` and ``head_<step>.pth`` (keys prefixed
+  ``module.``, head ``w`` [D, C]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+from converters import layouts, mapping
+from jsphere import checkpoint, models
+
+
+def torch_state_dicts(ckpt: str, step: int | None = None):
+    """(backbone state_dict of torch tensors in reference order, head params as numpy or None, weights)."""
+    import torch
+
+    from converters import torch_models
+
+    weights = checkpoint.load_weights(ckpt, step)
+    spec = weights.meta["model"]
+    model = models.build(spec["name"], embed_dim=int(spec["embed_dim"]), **spec.get("kwargs", {}))
+    tensors = mapping.pure_to_torch(model, weights.backbone)
+    reference = torch_models.build(spec["name"], int(spec["embed_dim"]), **spec.get("kwargs", {}))
+    result = reference.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=False)
+    unexpected_missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if unexpected_missing or result.unexpected_keys:
+        raise ValueError(f"{ckpt}: cannot fill the PyTorch {spec['name']}: missing {unexpected_missing[:5]}, "
+                         f"unexpected {result.unexpected_keys[:5]}")
+    state = OrderedDict((k, v.detach().clone()) for k, v in reference.state_dict().items())
+    head = weights.head["params"] if weights.head else None
+    return state, head, weights
+
+
+def export(ckpt: str, layout: str, out: str, step: int | None = None) -> list[Path]:
+    import torch
+
+    if layout not in layouts.LAYOUTS:
+        raise ValueError(f"--layout must be one of {layouts.LAYOUTS}, got {layout!r}")
+    backbone, head, weights = torch_state_dicts(ckpt, step)
+
+    def tensors(params):
+        return OrderedDict((k, torch.from_numpy(v)) for k, v in layouts.head_to_torch(params, layout).items())
+
+    out = Path(out)
+    if layout == "insightface":
+        torch.save(backbone, out)
+        return [out]
+    if layout == "opensphere-v2":
+        torch.save({"backbone": backbone, "head": tensors(head) if head else OrderedDict()}, out)
+        return [out]
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f"backbone_{weights.step}.pth"]
+    torch.save(OrderedDict((f"module.{k}", v) for k, v in backbone.items()), written[0])
+    if head:
+        written.append(out / f"head_{weights.step}.pth")
+        torch.save(OrderedDict((f"module.{k}", v) for k, v in tensors(head).items()), written[1])
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--layout", required=True, choices=layouts.LAYOUTS)
+    p.add_argument("--out", required=True)
+    p.add_argument("--step", type=int, default=None)
+    a = p.parse_args(argv)
+    for path in export(a.ckpt, a.layout, a.out, a.step):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""PyTorch definitions of every jsphere backbone, with the reference implementations' state_dict keys and order.
+
+Written from the layouts in spec/opensphere.md §3 and spec/insightface.md §2 (OpenSphere's ``sfnet.py`` /
+``sfnet_deprecated.py`` / ``iresnet.py`` and arcface_torch's ``iresnet.py`` / ``mobilefacenet.py``), so that
+released ``.pth`` files load with ``strict=True``. Used by ``converters.check``, the export path and the
+benchmarks; ``build(name, embed_dim=512)`` mirrors ``jsphere.models.build``. Input NCHW in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+SFNET_DEPTHS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 64: (3, 8, 16, 3)}
+IRESNET_DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 200: (6, 26, 60, 6)}
+
+
+# ------------------------------------------------------------------------------------------------ SFNet
+class SFConvBlock(nn.Module):
+    def __init__(self, cin, cout, norm):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=not norm)
+        self.bn1 = nn.BatchNorm2d(cout) if norm else nn.Identity()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.relu(self.bn1(self.conv1(x)))
+
+
+class SFBasicBlock(nn.Module):
+    def __init__(self, c, norm, relu_before_add):
+        super().__init__()
+        self.relu_before_add = relu_before_add
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=not norm)
+        self.bn1 = nn.BatchNorm2d(c) if norm else nn.Identity()
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=not norm)
+        self.bn2 = nn.BatchNorm2d(c) if norm else nn.Identity()
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        if self.relu_before_add:
+            return torch.relu(out) + x
+        return torch.relu(out + x)
+
+
+class SFNet(nn.Module):
+    """variant: 'plain' (OpenSphere SFNet w/o BN), 'bn', 'deprecated' (OpenSphere v1 SFNet_deprecated)."""
+
+    def __init__(self, depth, variant="plain", embed_dim=512, features_scale_init=1.0):
+        super().__init__()
+        norm = variant == "bn"
+        if norm:  # registered first: features.* lead the BN state_dict
+            self.features = nn.BatchNorm1d(embed_dim)
+            nn.init.constant_(self.features.weight, features_scale_init)
+        elif variant == "plain":
+            self.features = nn.Identity()
+        cin = 3
+        for s, (cout, blocks) in enumerate(zip((64, 128, 256, 512), SFNET_DEPTHS[depth], strict=True), start=1):
+            layers = [SFConvBlock(cin, cout, norm)] + [
+                SFBasicBlock(cout, norm, variant == "deprecated") for _ in range(blocks)]
+            setattr(self, f"layer{s}", nn.Sequential(*layers))
+            cin = cout
+        if variant != "deprecated":
+            self.dropout = nn.Dropout(0.0)
+        self.fc = nn.Linear(512 * 7 * 7, embed_dim)
+        self.variant = variant
+
+    def forward(self, x):
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = torch.flatten(x, 1)
+        if self.variant == "deprecated":
+            return self.fc(x)
+        return self.features(self.fc(self.dropout(x)))
+
+
+# ---------------------------------------------------------------------------------------------- IResNet
+class IBasicBlock(nn.Module):
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin, eps=1e-5)
+        self.conv1 = nn.Conv2d(cin, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes, eps=1e-5)
+        self.prelu = nn.PReLU(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes, eps=1e-5)
+        self.downsample = None
+        if stride != 1 or cin != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(planes, eps=1e-5))
+
+    def forward(self, x):
+        out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
+        return out + (x if self.downsample is None else self.downsample(x))
+
+
+class IResNet(nn.Module):
+    def __init__(self, depth, embed_dim=512, features_scale="frozen", features_scale_init=1.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64, eps=1e-5)
+        self.prelu = nn.PReLU(64)
+        cin = 64
+        for s, (planes, blocks) in enumerate(zip((64, 128, 256, 512), IRESNET_DEPTHS[depth], strict=True), start=1):
+            layers = [IBasicBlock(cin, planes, 2)] + [IBasicBlock(planes, planes, 1) for _ in range(blocks - 1)]
+            setattr(self, f"layer{s}", nn.Sequential(*layers))
+            cin = planes
+        self.bn2 = nn.BatchNorm2d(512, eps=1e-5)
+        self.dropout = nn.Dropout(0.0, inplace=True)
+        self.fc = nn.Linear(512 * 7 * 7, embed_dim)
+        self.features = nn.BatchNorm1d(embed_dim, eps=1e-5)
+        nn.init.constant_(self.features.weight, features_scale_init)
+        self.features.weight.requires_grad = features_scale == "trainable"
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0, 0.1)
+
+    def forward(self, x):
+        x = self.prelu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = torch.flatten(self.bn2(x), 1)
+        return self.features(self.fc(self.dropout(x)))
+
+
+# ----------------------------------------------------------------------------------------- MobileFaceNet
+class ConvBlock(nn.Module):
+    def __init__(self, cin, cout, kernel=1, stride=1, padding=0, groups=1, act=True):
+        super().__init__()
+        layers = [nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        if act:
+            layers.append(nn.PReLU(cout))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class DepthWise(nn.Module):
+    def __init__(self, cin, cout, residual, stride, groups):
+        super().__init__()
+        self.residual = residual
+        self.layers = nn.Sequential(ConvBlock(cin, groups), ConvBlock(groups, groups, 3, stride, 1, groups),
+                                    ConvBlock(groups, cout, act=False))
+
+    def forward(self, x):
+        return x + self.layers(x) if self.residual else self.layers(x)
+
+
+class Residual(nn.Module):
+    def __init__(self, c, num_block, groups):
+        super().__init__()
+        self.layers = nn.Sequential(*[DepthWise(c, c, True, 1, groups) for _ in range(num_block)])
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class GDC(nn.Module):
+    def __init__(self, embed_dim):
+        super().__init__()
+        self.layers = nn.Sequential(ConvBlock(512, 512, 7, groups=512, act=False), nn.Flatten(),
+                                    nn.Linear(512, embed_dim, bias=False), nn.BatchNorm1d(embed_dim))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class MobileFaceNet(nn.Module):
+    def __init__(self, embed_dim=512, blocks=(1, 4, 6, 2), scale=2):
+        super().__init__()
+        c1, c2 = 64 * scale, 128 * scale
+        second = ConvBlock(c1, c1, 3, 1, 1, groups=64) if blocks[0] == 1 else Residual(c1, blocks[0], 128)
+        self.layers = nn.ModuleList([
+            ConvBlock(3, c1, 3, 2, 1), second, DepthWise(c1, c1, False, 2, 128), Residual(c1, blocks[1], 128),
+            DepthWise(c1, c2, False, 2, 256), Residual(c2, blocks[2], 256), DepthWise(c2, c2, False, 2, 512),
+            Residual(c2, blocks[3], 256)])
+        self.conv_sep = ConvBlock(c2, 512)
+        self.features = GDC(embed_dim)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return self.features(self.conv_sep(x))
+
+
+def names() -> list[str]:
+    out = []
+    for d in SFNET_DEPTHS:
+        out += [f"sfnet{d}", f"sfnet{d}_bn", f"sfnet{d}_deprecated"]
+    return out + [f"iresnet{d}" for d in IRESNET_DEPTHS] + ["mobilefacenet"]
+
+
+def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
+    """The PyTorch reference model for a jsphere backbone name (same keyword arguments)."""
+    if name.startswith("sfnet"):
+        depth, _, variant = name[5:].partition("_")
+        return SFNet(int(depth), variant or "plain", embed_dim, **kwargs)
+    if name.startswith("iresnet"):
+        return IResNet(int(name[7:]), embed_dim, **kwargs)
+    if name == "mobilefacenet":
+        return MobileFaceNet(embed_dim, **kwargs)
+    raise ValueError(f"unknown model {name!r}; valid names: {', '.join(names())}")
