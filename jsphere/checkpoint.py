@@ -61,6 +61,15 @@ def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
     return p, step
 
 
+def has_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (a workdir or checkpoints folder) holds at least one complete checkpoint."""
+    try:
+        _resolve(path, None)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def list_steps(path: str | os.PathLike) -> list[int]:
     """Steps with a complete checkpoint under ``path`` (workdir or checkpoints folder), ascending."""
     root, _ = _resolve(path, None)
@@ -127,8 +136,14 @@ def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
             step, args=ocp.args.Composite(**{WEIGHTS: ocp.args.StandardRestore(target), META: ocp.args.JsonRestore()})
         )
     weights = _to_numpy(restored[WEIGHTS])
+    meta = dict(restored[META])
     head = weights.get("head") or None
-    return Weights(step=step, meta=dict(restored[META]), backbone=weights["backbone"], head=head)
+    rows = (meta.get("head") or {}).get("rows")
+    if head and rows:  # a class-sharded head is saved padded to a multiple of the device count
+        padded = head["params"]["w"].shape[0]
+        head["params"] = {k: (v[:rows] if np.ndim(v) and np.shape(v)[0] == padded else v)
+                          for k, v in head["params"].items()}
+    return Weights(step=step, meta=meta, backbone=weights["backbone"], head=head)
 
 
 TRAIN = "train"

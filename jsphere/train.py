@@ -31,6 +31,7 @@ from flax import nnx
 
 from jsphere import checkpoint, models, observe, optim, parallel
 from jsphere import heads as heads_lib
+from jsphere.heads.sharded import ShardedHead
 
 TRAINERS = ("proxy", "simple")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -82,13 +83,16 @@ def build_backbone(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> models.
                         dtype=DTYPES[config.model.dtype], **config.model.kwargs.to_dict())
 
 
-def model_meta(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+def model_meta(config: ml_collections.ConfigDict, num_classes: int, head=None) -> dict[str, Any]:
     """What a checkpoint needs to rebuild the model and head without the training config."""
+    rows = {}
+    if isinstance(head, ShardedHead):
+        rows = {"rows": head.head.centre_rows(num_classes), "padded_rows": head.rows}
     return {
         "model": {"name": config.model.name, "embed_dim": config.model.embed_dim,
                   "kwargs": config.model.kwargs.to_dict()},
         "head": {"name": config.head.name, "hparams": config.head.hparams.to_dict(),
-                 "num_classes": int(num_classes), "feat_dim": config.model.embed_dim},
+                 "num_classes": int(num_classes), "feat_dim": config.model.embed_dim, **rows},
         "source": {"trainer": "jsphere", "config": config.to_json()},
     }
 
@@ -96,11 +100,15 @@ def model_meta(config: ml_collections.ConfigDict, num_classes: int) -> dict[str,
 class Setup:
     """The static parts of a run: the NNX graph definitions, the head, the optimizer and the schedule."""
 
-    def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_classes: int):
+    def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_classes: int,
+                 saved_head_rows: int | None = None):
         self.config = config
         self.mesh = mesh
         self.num_classes = num_classes
         self.head = heads_lib.build(config.head.name, **config.head.hparams.to_dict())
+        if config.head.sharded:
+            self.head = ShardedHead(self.head, mesh, num_classes, sample_rate=config.head.sample_rate,
+                                    seed=config.seed, rows=saved_head_rows)
         self.tx, self.schedule = optim.make_optimizer(config.optim, config.total_steps)
         model = build_backbone(config, nnx.Rngs(config.seed))
         if config.model.bn_per_device:
@@ -116,9 +124,13 @@ class Setup:
     def initial_state(self) -> dict[str, Any]:
         params, frozen, batch_stats = self._initial
         key = jax.random.key(self.config.seed)
-        head_params, head_state = self.head.init(jax.random.fold_in(key, 1), self.config.model.embed_dim,
-                                                 self.num_classes)
-        trainable = {"backbone": nnx.to_pure_dict(params), "head": head_params}
+        replicated = parallel.replicated(self.mesh)
+        if isinstance(self.head, ShardedHead):
+            head_params, head_state = self.head.init(jax.random.fold_in(key, 1), self.config.model.embed_dim)
+        else:
+            head_params, head_state = jax.device_put(
+                self.head.init(jax.random.fold_in(key, 1), self.config.model.embed_dim, self.num_classes), replicated)
+        trainable = {"backbone": jax.device_put(nnx.to_pure_dict(params), replicated), "head": head_params}
         state = {
             "step": jnp.zeros((), jnp.int32),
             "rng": jax.random.key_data(jax.random.fold_in(key, 2)),
@@ -126,9 +138,17 @@ class Setup:
             "frozen": nnx.to_pure_dict(frozen),
             "batch_stats": nnx.to_pure_dict(batch_stats),
             "head_state": head_state,
-            "opt": self.tx.init(trainable),
+            "opt": jax.jit(self.tx.init)(trainable),
         }
-        return jax.device_put(state, parallel.replicated(self.mesh))
+        state = jax.device_put(state, self.shardings_like(state))
+        self.state_shardings = self.shardings_like(state)
+        return state
+
+    def shardings_like(self, state: dict) -> dict:
+        """Every leaf replicated, except the class-sharded head's per-class arrays (and their optimizer state)."""
+        replicated = parallel.replicated(self.mesh)
+        return jax.tree.map(lambda x: x.sharding if isinstance(x, jax.Array) and not x.sharding.is_fully_replicated
+                            else replicated, state)
 
     def merge(self, params: dict, frozen: dict, batch_stats: dict, *, train: bool = True) -> nnx.Module:
         graphdef = self.graphdef if train else self.eval_graphdef
@@ -175,8 +195,8 @@ def make_train_step(setup: Setup):
         }
         return new_state, metrics
 
-    replicated = parallel.replicated(setup.mesh)
-    return jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated))
+    return jax.jit(train_step, donate_argnums=0,
+                   out_shardings=(setup.state_shardings, parallel.replicated(setup.mesh)))
 
 
 # ------------------------------------------------------------------------------------------- restore
@@ -195,13 +215,25 @@ def _with_weights(setup: Setup, state: dict, weights: dict) -> dict:
     model = setup.merge(state["params"]["backbone"], state["frozen"], state["batch_stats"])
     models.load_pure_state(model, weights["backbone"], source="checkpoint")
     _, params, frozen, batch_stats, _ = nnx.split(model, nnx.Param, models.FrozenParam, nnx.BatchStat, ...)
-    replicated = parallel.replicated(setup.mesh)
+    shardings = setup.state_shardings
     state = {**state, "params": {**state["params"], "backbone": nnx.to_pure_dict(params)},
              "frozen": nnx.to_pure_dict(frozen), "batch_stats": nnx.to_pure_dict(batch_stats)}
     if weights.get("head"):
-        state["params"]["head"] = weights["head"]["params"]
+        state["params"]["head"] = _pad_like(weights["head"]["params"], state["params"]["head"])
         state["head_state"] = weights["head"].get("state", state["head_state"])
-    return jax.device_put(state, replicated)
+    return jax.device_put(state, shardings)
+
+
+def _pad_like(params: dict, template: dict) -> dict:
+    """Head params padded with zero rows to the template's (class-sharded) row count."""
+    out = {}
+    for key, value in params.items():
+        target = template[key].shape
+        value = np.asarray(value) if not isinstance(value, jax.Array) else value
+        if value.shape != target and value.ndim and value.shape[1:] == target[1:] and value.shape[0] < target[0]:
+            value = jnp.concatenate([value, jnp.zeros((target[0] - value.shape[0],) + value.shape[1:], value.dtype)])
+        out[key] = value
+    return out
 
 
 def init_from_checkpoint(setup: Setup, state: dict, path: str) -> dict:
@@ -251,8 +283,7 @@ def _preemption_requested(flag: _SigtermFlag, step: int) -> bool:
         return flag.raised
     from jax.experimental import multihost_utils
 
-    return bool(multihost_utils.reached_preemption_sync_point(step)) or bool(
-        multihost_utils.process_allgather(np.asarray(flag.raised)).any())
+    return bool(multihost_utils.process_allgather(np.asarray(flag.raised)).any())
 
 
 # ---------------------------------------------------------------------------------------------- loop
@@ -303,7 +334,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     num_classes = int(data_info.num_classes)
 
     # ---- model, head, optimizer, state
-    setup = Setup(config, mesh, num_classes)
+    saved_rows = None
+    if config.head.sharded and checkpoint.has_checkpoint(workdir):
+        saved_rows = (checkpoint.load_meta(workdir).get("head") or {}).get("padded_rows")
+    setup = Setup(config, mesh, num_classes, saved_head_rows=saved_rows)
     state = setup.initial_state()
     head_params = sum(int(np.size(x)) for x in jax.tree.leaves(state["params"]["head"]))
     if is_main:
@@ -317,7 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ckpt = checkpoint.TrainCheckpointer(workdir, keep=config.checkpoint.keep,
                                         save_steps=tuple(config.checkpoint.save_steps),
                                         async_save=config.checkpoint.async_save)
-    meta = model_meta(config, num_classes)
+    meta = model_meta(config, num_classes, setup.head)
     start = ckpt.latest_step()
     if start is not None:
         weights, train = ckpt.restore(start, weights=_weights_item(setup, state), train=_train_item(state),
@@ -428,7 +462,10 @@ def _make_validator(setup: Setup, config: ml_collections.ConfigDict):
     from jsphere.inference import Embedder
 
     def run(state: dict) -> dict[str, float]:
-        model = setup.merge(state["params"]["backbone"], state["frozen"], state["batch_stats"], train=False)
+        # this process's copy of the (replicated) weights: every process validates on its own devices
+        local = jax.tree.map(lambda a: a.addressable_data(0),
+                             (state["params"]["backbone"], state["frozen"], state["batch_stats"]))
+        model = setup.merge(*local, train=False)
         embedder = Embedder(model)
         results = {}
         for val_set in config.val:

@@ -54,8 +54,8 @@ def multiplicative_psi(theta: jax.Array) -> jax.Array:
 class ClassAxis:
     """Reductions over the class axis of [B, C] arrays when every class is local (no sharding).
 
-    ``one_hot``, ``sum``, ``max``, ``logsumexp`` and ``take`` are all a head may use across classes;
-    ``num_classes`` is the global class count.
+    ``one_hot``, ``sum``, ``max`` (no gradient: ``pmax`` has none), ``logsumexp`` and ``take`` are all a head may
+    use across classes; ``num_classes`` is the global class count.
     """
 
     def __init__(self, num_classes: int):
@@ -68,10 +68,10 @@ class ClassAxis:
         return jnp.sum(x, axis=-1)
 
     def max(self, x: jax.Array) -> jax.Array:
-        return jnp.max(x, axis=-1)
+        return jax.lax.stop_gradient(jnp.max(x, axis=-1))
 
     def logsumexp(self, x: jax.Array) -> jax.Array:
-        m = jax.lax.stop_gradient(self.max(x))
+        m = self.max(x)
         return m + jnp.log(self.sum(jnp.exp(x - m[:, None])))
 
     def take(self, rows: jax.Array, labels: jax.Array) -> jax.Array:

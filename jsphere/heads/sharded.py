@@ -1,0 +1,158 @@
+"""Class-sharded heads: Partial FC generalised to every head of the family (``config.head.sharded``).
+
+The class centres ``w`` are padded to a multiple of the device count and split along the class axis over the
+mesh axis ``data`` (device i owns classes [i C_local, (i + 1) C_local)). Inside ``jax.shard_map`` every device
+all-gathers the embeddings and labels of the global batch, computes cosines against its own centres only,
+and runs the head's unchanged ``forward`` with a ``ShardedClassAxis``: its reductions over classes are local
+reductions followed by ``psum``/``pmax`` (so the softmax normaliser is global without ever materialising the
+global logits), padded classes are masked out, and the one-hot is each device's slice. Binary heads
+(SphereFace2, UniFace) sum their per-class terms the same way. Autodiff through the collectives is exact.
+
+With ``sample_rate < 1`` each device keeps every positive class of the global batch plus random negatives, k =
+max(int(sample_rate * C_local), min(B_global, C_local)) centres (static), so only those rows receive gradient
+(as arcface_torch's PartialFC v2; the optimizer still decays every row).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jsphere.heads.base import Head
+from jsphere.heads.common import ClassAxis
+
+AXIS = "data"
+UNSHARDABLE = ("simple", "a_softmax_caffe")
+
+
+class ShardedClassAxis(ClassAxis):
+    """Reductions over a class axis split across the devices of mesh axis ``data`` (inside shard_map)."""
+
+    def __init__(self, num_classes: int, local_labels: jax.Array, valid: jax.Array):
+        super().__init__(num_classes)
+        self.local_labels = local_labels  # [B] column of each label on this device, -1 if elsewhere
+        self.valid = valid  # [C_local] False for padded (or unsampled filler) columns
+
+    def one_hot(self, labels, dtype):
+        cols = self.valid.shape[0]
+        return jax.nn.one_hot(self.local_labels, cols, dtype=dtype)
+
+    def sum(self, x):
+        return jax.lax.psum(jnp.sum(jnp.where(self.valid, x, 0), axis=-1), AXIS)
+
+    def max(self, x):
+        return jax.lax.pmax(jax.lax.stop_gradient(jnp.max(jnp.where(self.valid, x, -jnp.inf), axis=-1)), AXIS)
+
+    def logsumexp(self, x):
+        m = self.max(x)
+        return m + jnp.log(self.sum(jnp.exp(jnp.where(self.valid, x, -jnp.inf) - m[:, None])))
+
+    def take(self, rows, labels):
+        picked = rows[jnp.clip(self.local_labels, 0, rows.shape[0] - 1)]
+        return jax.lax.psum(jnp.where((self.local_labels >= 0)[:, None], picked, 0), AXIS)
+
+
+def _gather_batch(local: jax.Array, index: jax.Array, devices: int) -> jax.Array:
+    """The global batch on every device, typed as replicated: a psum of each device's slice in its place (its
+    transpose hands each device the gradient of its own rows, summed over the class shards)."""
+    b = local.shape[0]
+    full = jnp.zeros((devices * b,) + local.shape[1:], local.dtype)
+    return jax.lax.psum(jax.lax.dynamic_update_slice_in_dim(full, local, index * b, axis=0), AXIS)
+
+
+def padded_rows(head: Head, num_classes: int, num_devices: int) -> int:
+    """Rows of ``w`` after padding the class count to a multiple of ``num_devices``."""
+    if num_classes < num_devices:
+        raise ValueError(f"a class-sharded head needs at least one class per device: {num_classes} classes < "
+                         f"{num_devices} devices (use config.head.sharded=False)")
+    per_device = math.ceil(num_classes / num_devices)
+    return head.centre_rows(per_device * num_devices)
+
+
+class ShardedHead:
+    """A head whose class centres are split over the devices of ``mesh``."""
+
+    def __init__(self, head: Head, mesh: jax.sharding.Mesh, num_classes: int, *, sample_rate: float = 1.0,
+                 seed: int = 0, rows: int | None = None):
+        if head.name in UNSHARDABLE:
+            raise ValueError(f"head {head.name!r} cannot be class-sharded (SimPLE has no class centres; the Caffe "
+                             "A-Softmax backward is written for the whole class axis)")
+        if not 0.0 < sample_rate <= 1.0:
+            raise ValueError(f"config.head.sample_rate must be in (0, 1], got {sample_rate}")
+        self.head, self.mesh, self.num_classes = head, mesh, num_classes
+        self.devices = mesh.shape[AXIS]
+        self.rows = padded_rows(head, num_classes, self.devices)
+        if rows is not None:  # resuming: keep the checkpoint's padding when this mesh can split it
+            unit = head.centre_rows(1) * self.devices
+            if rows % unit or rows < head.centre_rows(num_classes):
+                raise ValueError(f"the checkpoint's class centres are padded to {rows} rows, which {self.devices} "
+                                 f"devices cannot split evenly; resume on a device count that divides "
+                                 f"{rows // head.centre_rows(1)} classes")
+            self.rows = rows
+        self.classes_per_device = self.rows // head.centre_rows(1) // self.devices
+        self.sample_rate, self.seed = sample_rate, seed
+        self.class_params: tuple[str, ...] = ("w",)  # per-class parameters (set by init: w, softmax's b)
+
+    # ------------------------------------------------------------------------------------------- params
+    def specs(self, params) -> dict:
+        return {k: P(AXIS) if k in self.class_params else P() for k in params}
+
+    def shardings(self, params) -> dict:
+        return {k: NamedSharding(self.mesh, spec) for k, spec in self.specs(params).items()}
+
+    def init(self, key, feat_dim):
+        """Padded params created directly sharded (the full ``w`` never sits on one device)."""
+        real_rows = self.head.centre_rows(self.num_classes)
+        abstract = jax.eval_shape(lambda k: self.head.init(k, feat_dim, self.num_classes)[0], key)
+        self.class_params = tuple(k for k, v in abstract.items() if v.shape and v.shape[0] == real_rows)
+
+        def make(key):
+            params, state = self.head.init(key, feat_dim, self.num_classes)
+            for name in self.class_params:
+                v = params[name]
+                params[name] = jnp.concatenate([v, jnp.zeros((self.rows - real_rows,) + v.shape[1:], v.dtype)])
+            return params, state
+
+        shapes = jax.eval_shape(make, key)
+        out_shardings = (self.shardings(shapes[0]), jax.tree.map(lambda _: NamedSharding(self.mesh, P()), shapes[1]))
+        return jax.jit(make, out_shardings=out_shardings)(key)
+
+    def project(self, params):
+        return self.head.project(params)
+
+    # ---------------------------------------------------------------------------------------------- loss
+    def _local_loss(self, params, state, x, labels, step):
+        index = jax.lax.axis_index(AXIS)
+        x, labels = _gather_batch(x, index, self.devices), _gather_batch(labels, index, self.devices)
+        k = int(self.head.centre_rows(1))
+        c_local = self.classes_per_device
+        offset = index * c_local
+        local = labels - offset
+        mine = (local >= 0) & (local < c_local)
+        valid = (offset + jnp.arange(c_local)) < self.num_classes
+        if self.sample_rate < 1.0:
+            keep = min(c_local, max(int(self.sample_rate * c_local), min(labels.shape[0], c_local)))
+            positive = jnp.zeros((c_local,), bool).at[jnp.where(mine, local, c_local)].set(True, mode="drop")
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), step), index)
+            score = jax.random.uniform(key, (c_local,)) + 2.0 * positive
+            score = jnp.where(valid, score, -1.0)
+            chosen = jnp.sort(jax.lax.top_k(score, keep)[1])
+            params = {name: (v.reshape((c_local, k) + v.shape[1:])[chosen].reshape((keep * k,) + v.shape[1:])
+                             if name in self.class_params else v) for name, v in params.items()}
+            valid = valid[chosen]
+            position = jnp.searchsorted(chosen, jnp.clip(local, 0, c_local - 1))
+            mine = mine & (chosen[jnp.clip(position, 0, keep - 1)] == local)
+            local = position
+        axis = ShardedClassAxis(self.num_classes, jnp.where(mine, local, -1), valid)
+        return self.head.forward(params, state, x, labels, step, axis)
+
+    def loss(self, params, state, embeddings, labels, step):
+        """Same contract as ``Head.loss``; embeddings/labels sharded (or replicated) along the batch."""
+        x = embeddings.astype(jnp.promote_types(embeddings.dtype, jnp.float32))
+        fn = jax.shard_map(self._local_loss, mesh=self.mesh,
+                           in_specs=(self.specs(params), P(), P(AXIS), P(AXIS), P()), out_specs=(P(), P(), P()))
+        return fn(params, state, x, labels, jnp.asarray(step))
