@@ -228,6 +228,14 @@ class TrainCheckpointer:
         restored = self._manager.restore(int(step), args=ocp.args.Composite(**args))
         return restored[WEIGHTS], restored[TRAIN]
 
+    def read_train(self, step: int) -> dict:
+        """The non-weight training state of ``step`` (optimizer, RNG, SimPLE's EMA and bank) on this host."""
+        handlers = {TRAIN: ocp.StandardCheckpointHandler()}
+        with ocp.CheckpointManager(self.root, item_names=(TRAIN,), item_handlers=handlers) as m:
+            target = _host_target(m.item_metadata(step)[TRAIN])
+            restored = m.restore(step, args=ocp.args.Composite(**{TRAIN: ocp.args.StandardRestore(target)}))
+        return _to_numpy(restored[TRAIN])
+
     def wait(self) -> None:
         self._manager.wait_until_finished()
 

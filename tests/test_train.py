@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -131,3 +132,35 @@ def test_config_typo_on_the_command_line_fails_at_parse_time(tmp_path, synthetic
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode != 0 and "lrr" in out
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_simple_trainer_fills_the_bank_and_updates_the_ema_encoder(tmp_path, synthetic_data):
+    config = train_config.get_config(str(synthetic_data))
+    config.trainer = "simple"
+    config.head.name = "simple"
+    config.head.hparams = ml_collections.ConfigDict(dict(wrap="polarlike", b_theta=0.3, alpha=0.001, r=2.0, m=0.0,
+                                                         lw=500.0, init_bias=-10.0))
+    config.simple.num_bank = 32
+    config.simple.encoder_momentum = 0.9
+    config.data.sampler = ml_collections.ConfigDict(dict(type="grouped", samples_per_identity=2,
+                                                         unbalance_factor=0.5, total_size=0))
+    config.total_steps = 6
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(result["train/loss"])
+    ckpt = checkpoint.TrainCheckpointer(tmp_path, with_data=False)
+    restored = ckpt.read_train(6)
+    ckpt.close()
+    assert int(restored["bank"]["ptr"]) == (6 * 8) % 32
+    assert (np.asarray(restored["bank"]["labels"]) >= 0).all()  # 6 batches of 8 filled all 32 slots
+    weights = checkpoint.load_weights(tmp_path)
+    ema = jax.tree.leaves(restored["ema"]["params"])
+    online = jax.tree.leaves(weights.backbone)
+    assert len(ema) > 0 and not all(np.array_equal(a, b) for a, b in zip(ema, online[: len(ema)], strict=False))
+
+
+def test_simple_head_requires_the_simple_trainer(tmp_path, synthetic_data):
+    config = train_config.get_config(str(synthetic_data))
+    config.head.name = "simple"
+    config.head.hparams = ml_collections.ConfigDict()
+    with pytest.raises(ValueError, match="needs trainer 'simple'"):
+        train.train_and_evaluate(config, str(tmp_path))

@@ -18,6 +18,7 @@ def get_config(arg=None):
     c.data.threads = 1
     c.batch_size = 8
     c.total_steps = 12
+    c.optim.lr = 0.02
     c.optim.milestones = (8,)
     c.checkpoint.every_steps = 3
     c.checkpoint.keep = 10
