@@ -48,8 +48,11 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, sy
              for i in range(2)]
     for p in procs:
         assert p.wait(timeout=600) == 0, p.stdout.read()
-    # same images in each global batch (each process reads its slice); float32 reduction order differs
-    np.testing.assert_allclose(_losses(tmp_path / "multi"), _losses(tmp_path / "single"), rtol=1e-4)
+    # same images in each global batch (each process reads its slice); float32 reduction order differs, which
+    # later steps compound: first step rtol 1e-5, six steps rtol 2e-3
+    multi, single = _losses(tmp_path / "multi"), _losses(tmp_path / "single")
+    np.testing.assert_allclose(multi[0], single[0], rtol=1e-5)
+    np.testing.assert_allclose(multi, single, rtol=2e-3)
     assert checkpoint.list_steps(tmp_path / "multi")[-1] == 6
     assert sorted(p.name for p in (tmp_path / "multi" / "checkpoints" / "6" / "data").glob("process_*")) == [
         "process_0-of-2.json", "process_1-of-2.json"]

