@@ -1,0 +1,1 @@
+"""Speed figures (never timed tests): ``python -m benchmarks.train_step``, ``benchmarks.embed``, ``benchmarks.data``."""

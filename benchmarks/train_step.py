@@ -1,0 +1,140 @@
+"""``python -m benchmarks.train_step --arch sfnet20_deprecated --head sphereface2 --batch 32 --steps 20
+[--dtype fp32|bf16] [--device cpu|gpu] [--classes 8631] [--no-torch]``
+
+Median step time and img/s of jsphere's jit train step (forward + loss + backward + SGD update; compilation
+timed separately) and of the same model/head/optimizer step in PyTorch (``converters.torch_models`` and
+``converters.torch_heads``), in one run, same batch, same threads; on a GPU also MFU (XLA's FLOP count over
+the measured bf16 matmul peak) and peak memory, with PyTorch AMP (bf16 autocast) as the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from benchmarks.common import machine, setup_threads, timed
+
+HEAD_HPARAMS = {"sphereface2": dict(magn_type="C", alpha=0.7, r=40.0, m=0.4, t=3.0, lw=10.0),
+                "arcface": dict(s=64.0, m=0.5), "cosface": dict(s=64.0, m=0.35), "sphereface": dict(s=30.0, m=1.5)}
+
+
+def jsphere_step(arch, head, batch, classes, dtype, steps):
+    import jax
+    import numpy as np
+    from absl import flags
+
+    flags.FLAGS.mark_as_parsed()
+    from configs.base import get_base_config
+    from jsphere import parallel, train_state
+
+    c = get_base_config()
+    c.model.name, c.model.dtype = arch, {"bf16": "bfloat16", "fp32": "float32"}[dtype]
+    c.head.name = head
+    c.head.hparams.update(HEAD_HPARAMS.get(head, {}))
+    c.batch_size, c.total_steps, c.num_devices = batch, 10**6, 1
+    mesh = parallel.make_mesh(1)
+    setup = train_state.Setup(c, mesh, classes)
+    state = setup.initial_state()
+    step = train_state.make_train_step(setup)
+    rng = np.random.default_rng(0)
+    data = parallel.global_batch({"image": rng.uniform(-1, 1, (batch, 112, 112, 3)).astype(np.float32),
+                                  "label": rng.integers(0, classes, batch).astype(np.int32)}, mesh)
+    lowered = step.lower(state, data)
+    compile_s, _ = timed(lambda: lowered.compile(), 1, warmup=0)
+    compiled = lowered.compile()
+    holder = {"state": state}
+
+    def run():
+        holder["state"], metrics = compiled(holder["state"], data)
+        jax.block_until_ready(metrics)
+
+    median, _ = timed(run, steps, warmup=2)
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    memory = compiled.memory_analysis()
+    return {"median_s": median, "img_per_s": batch / median, "compile_s": compile_s,
+            "flops": float(cost.get("flops", 0.0)) if cost else 0.0,
+            "peak_bytes": getattr(memory, "temp_size_in_bytes", 0) + getattr(memory, "argument_size_in_bytes", 0)
+            if memory else 0}
+
+
+def torch_step(arch, head, batch, classes, dtype, steps, device):
+    import torch
+
+    from converters import torch_heads, torch_models
+
+    dev = torch.device("cuda" if device == "gpu" else "cpu")
+    torch.set_num_threads(setup_threads(device))
+    model = torch_models.build(arch, 512).to(dev).train()
+    loss_head = torch_heads.HEADS[head](512, classes, **HEAD_HPARAMS.get(head, {})).to(dev)
+    opt = torch.optim.SGD(list(model.parameters()) + list(loss_head.parameters()), lr=0.1, momentum=0.9,
+                          weight_decay=5e-4)
+    x = torch.rand(batch, 3, 112, 112, device=dev) * 2 - 1
+    y = torch.randint(0, classes, (batch,), device=dev)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+
+    def run():
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            feats = model(x)
+        loss = loss_head(feats.float(), y)
+        loss.backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    median, _ = timed(run, steps, warmup=2)
+    peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else 0
+    return {"median_s": median, "img_per_s": batch / median, "peak_bytes": peak}
+
+
+def matmul_peak_flops() -> float:
+    """Measured bf16 matmul throughput of the accelerator (FLOP/s), the MFU denominator."""
+    import jax
+    import jax.numpy as jnp
+
+    n = 8192
+    a = jnp.ones((n, n), jnp.bfloat16)
+    f = jax.jit(lambda a: a @ a)
+    median, _ = timed(lambda: f(a).block_until_ready(), 10, warmup=2)
+    return 2 * n**3 / median
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="sfnet20_deprecated")
+    p.add_argument("--head", default="sphereface2", choices=sorted(HEAD_HPARAMS))
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--classes", type=int, default=8631)
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--no-torch", action="store_true")
+    a = p.parse_args(argv)
+    setup_threads(a.device)
+    ours = jsphere_step(a.arch, a.head, a.batch, a.classes, a.dtype, a.steps)
+    result = {"benchmark": "train_step", "arch": a.arch, "head": a.head, "batch": a.batch, "dtype": a.dtype,
+              "machine": machine(), "jsphere": ours}
+    if a.device == "gpu":
+        peak = matmul_peak_flops()
+        result["mfu"] = ours["flops"] / ours["median_s"] / peak
+        result["matmul_peak_tflops"] = peak / 1e12
+    if not a.no_torch:
+        theirs = torch_step(a.arch, a.head, a.batch, a.classes, a.dtype, a.steps, a.device)
+        result["torch"] = theirs
+        result["time_ratio_jsphere_over_torch"] = ours["median_s"] / theirs["median_s"]
+    print(f"{a.arch} + {a.head}, batch {a.batch}, {a.dtype} on {result['machine']}")
+    print(f"  jsphere: {ours['median_s'] * 1e3:8.1f} ms/step {ours['img_per_s']:8.1f} img/s "
+          f"(compile {ours['compile_s']:.1f} s)")
+    if "torch" in result:
+        print(f"  PyTorch: {result['torch']['median_s'] * 1e3:8.1f} ms/step {result['torch']['img_per_s']:8.1f} img/s")
+        print(f"  jsphere / PyTorch step time: {result['time_ratio_jsphere_over_torch']:.2f}x")
+    if "mfu" in result:
+        print(f"  MFU {100 * result['mfu']:.1f}% of a measured {result['matmul_peak_tflops']:.0f} TFLOP/s bf16 peak")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
