@@ -166,3 +166,25 @@ def test_simple_head_requires_the_simple_trainer(tmp_path, synthetic_data):
     config.head.hparams = ml_collections.ConfigDict()
     with pytest.raises(ValueError, match="needs trainer 'simple'"):
         train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_init_from_loads_a_converted_or_trained_checkpoint_before_training(tmp_path, synthetic_data):
+    first = train_config.get_config(str(synthetic_data))
+    first.total_steps = 3
+    train.train_and_evaluate(first, str(tmp_path / "a"))
+    source = checkpoint.load_weights(tmp_path / "a")
+    second = train_config.get_config(str(synthetic_data))
+    second.init_from = str(tmp_path / "a")
+    second.total_steps = 3
+    second.optim.lr = 0.0  # no update: the saved weights must come back unchanged
+    second.optim.weight_decay = 0.0
+    train.train_and_evaluate(second, str(tmp_path / "b"))
+    loaded = checkpoint.load_weights(tmp_path / "b")
+    np.testing.assert_array_equal(loaded.backbone["fc"]["kernel"], source.backbone["fc"]["kernel"])
+    np.testing.assert_allclose(loaded.head["params"]["w"], source.head["params"]["w"] /
+                               np.linalg.norm(source.head["params"]["w"], axis=1, keepdims=True), rtol=1e-6)
+    wrong = train_config.get_config(str(synthetic_data))
+    wrong.model.name = "sfnet4"
+    wrong.init_from = str(tmp_path / "a")
+    with pytest.raises(ValueError, match="holds a 'sfnet4_bn' backbone but config.model.name is 'sfnet4'"):
+        train.train_and_evaluate(wrong, str(tmp_path / "c"))

@@ -91,3 +91,32 @@ def test_pair_list_naming_a_missing_image_is_reported_with_its_line(tmp_path, ck
     config = eval_config(dict(name="bad", type="pairs", path=str(tmp_path / "pairs.txt"), data_dir=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="pairs.txt:1: image .*val/a.jpg does not exist"):
         evaluate.evaluate(config, str(ckpt))
+
+
+def test_ijb_evaluation_on_a_tiny_layout_written_by_the_test(tmp_path, ckpt, synthetic_data):
+    """Loose crops (aligned faces shifted on a bigger canvas), landmarks, templates, pairs and 1:N lists."""
+    from jsphere.data.align import ARCFACE_TEMPLATE
+
+    root = tmp_path / "IJB-B"
+    (root / "loose_crop").mkdir(parents=True)
+    (root / "meta").mkdir()
+    faces = sorted((synthetic_data / "val").rglob("*.jpg"))[:8]  # 2 identities x 4 images
+    lmk, tid = [], []
+    for i, face in enumerate(faces):
+        canvas = np.zeros((160, 150, 3), np.uint8)
+        canvas[20:132, 30:142] = cv2.imread(str(face))
+        cv2.imwrite(str(root / "loose_crop" / f"{i}.jpg"), canvas)
+        points = ARCFACE_TEMPLATE + [30, 20]
+        lmk.append(f"{i}.jpg " + " ".join(f"{v:.4f}" for v in points.ravel()) + " 0.9")
+        tid.append(f"{i}.jpg {i // 2} {i}")  # templates 0..3 of two images each; identity = i // 4
+    (root / "meta" / "ijbb_name_5pts_score.txt").write_text("\n".join(lmk) + "\n")
+    (root / "meta" / "ijbb_face_tid_mid.txt").write_text("\n".join(tid) + "\n")
+    (root / "meta" / "ijbb_template_pair_label.txt").write_text("0 1 1\n2 3 1\n0 2 0\n1 3 0\n")
+    (root / "meta" / "ijbb_1N_gallery_S1.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n0,10\n")
+    (root / "meta" / "ijbb_1N_gallery_S2.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n2,20\n")
+    (root / "meta" / "ijbb_1N_probe_mixed.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n1,10\n3,20\n")
+    config = eval_config(dict(name="IJB-B", type="ijb", ijb="ijbb", path=str(root), pooling="opensphere_v1"))
+    rows = evaluate.evaluate(config, str(ckpt))["IJB-B"]["step 2"]
+    assert {"TAR@FAR=0.0001 (interp)", "TAR@FAR=0.0001 (nearest)", "1:N opensphere top1", "1:N standard top1",
+            "1:N standard TPIR@FPIR=0.01"} <= set(rows)
+    assert all(0 <= v <= 100 for v in rows.values())
