@@ -1,0 +1,161 @@
+"""Every source format round-trips labels and image bytes exactly, and bad files get named errors."""
+
+import pickle
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from jsphere.data import binset, ijb, pack, recordio, sources
+from jsphere.data.decode import CorruptImageError, decode_image, encode_jpeg
+from tests.data.recordio_writer import MAGIC, write_rec
+
+
+def _jpeg(seed):
+    return encode_jpeg(np.random.default_rng(seed).integers(0, 255, (112, 112, 3), dtype=np.uint8))
+
+
+def test_recordio_round_trip_with_meta_record_vector_labels_and_a_split_record(tmp_path):
+    magic_image = b"\xff\xd8" + b"\0\0" + struct.pack("<I", MAGIC) + b"tail-of-image"  # magic at an aligned offset
+    items = [(_jpeg(0), 0.0), (magic_image, [1.0, 1.0]), (_jpeg(2), 2.0)]
+    write_rec(tmp_path, items, num_classes=3)
+    assert (tmp_path / "train.rec").read_bytes().count(struct.pack("<I", MAGIC)) == 5  # 4 records, one split in 2
+    src = sources.open_source(tmp_path)
+    assert isinstance(src, recordio.RecordIOSource) and len(src) == 3 and src.num_classes == 3
+    for i, (image, label) in enumerate(items):
+        data, got = src[i]
+        assert data == image and got == int(label[0] if isinstance(label, list) else label)
+    assert src.labels.tolist() == [0, 1, 2]
+
+
+def test_recordio_without_meta_record_uses_every_indexed_key(tmp_path):
+    write_rec(tmp_path, [(_jpeg(0), 4.0), (_jpeg(1), 7.0)], meta=False)
+    src = recordio.RecordIOSource(tmp_path / "train.rec")
+    assert len(src) == 2 and src[1][1] == 7 and src.num_classes == 8
+
+
+def test_recordio_bad_magic_and_truncation_are_named(tmp_path):
+    write_rec(tmp_path, [(_jpeg(0), 0.0), (_jpeg(1), 1.0)])
+    original = (tmp_path / "train.rec").read_bytes()
+    data = bytearray(original)
+    offset = int((tmp_path / "train.idx").read_text().splitlines()[2].split()[1])
+    data[offset:offset + 4] = b"XXXX"
+    (tmp_path / "train.rec").write_bytes(bytes(data))
+    src = recordio.RecordIOSource(tmp_path)
+    with pytest.raises(recordio.RecordIOError, match="key 2: bad magic"):
+        src[1]
+    (tmp_path / "train.rec").write_bytes(original[:offset + 20])
+    with pytest.raises(recordio.RecordIOError, match="truncated"):
+        recordio.RecordIOSource(tmp_path)[1]
+
+
+def test_list_v1_v2_and_folder_sources_agree_on_labels(tmp_path):
+    for ident, n in [("bob", 2), ("alice", 3)]:
+        (tmp_path / "img" / ident).mkdir(parents=True)
+        for i in range(n):
+            (tmp_path / "img" / ident / f"{i}.jpg").write_bytes(_jpeg(i))
+    rels = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "img").rglob("*.jpg"))
+    (tmp_path / "v1.txt").write_text("".join(f"{r} {r.split('/')[1]}\n" for r in rels))
+    (tmp_path / "v2.txt").write_text("".join(f"{r}\n" for r in rels))
+    v1 = sources.open_source(tmp_path / "v1.txt", tmp_path)
+    v2 = sources.open_source(tmp_path / "v2.txt", tmp_path)
+    folder = sources.open_source(tmp_path / "img")
+    assert v1.class_names == ["alice", "bob"] and v2.class_names == ["img/alice", "img/bob"]
+    assert v1.labels.tolist() == v2.labels.tolist() == folder.labels.tolist() == [0, 0, 0, 1, 1]
+    assert v1[0][0] == (tmp_path / rels[0]).read_bytes()
+
+
+def test_malformed_list_line_names_file_and_line(tmp_path):
+    (tmp_path / "list.txt").write_text("a/1.jpg a\na/2.jpg a extra\n")
+    with pytest.raises(sources.ListFormatError, match="list.txt:2: expected 'relative/path identity'"):
+        sources.read_list(tmp_path / "list.txt")
+
+
+def test_missing_image_and_empty_identity_are_named(tmp_path):
+    (tmp_path / "list.txt").write_text("a/1.jpg a\n")
+    src = sources.read_list(tmp_path / "list.txt")
+    with pytest.raises(FileNotFoundError, match="a/1.jpg .*list.txt:1"):
+        src[0]
+    (tmp_path / "folder" / "empty").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="empty identity folder"):
+        sources.read_folder(tmp_path / "folder")
+
+
+def test_corrupt_and_truncated_jpegs_are_named():
+    with pytest.raises(CorruptImageError, match="x.jpg: cannot decode"):
+        decode_image(b"not a jpeg", what="x.jpg")
+    truncated = _jpeg(0)[:200]
+    with pytest.raises(CorruptImageError, match="y.jpg"):
+        decode_image(truncated, what="y.jpg")
+
+
+def test_bin_round_trip_and_refusal_of_anything_but_plain_values(tmp_path):
+    images = [_jpeg(i) for i in range(4)]
+    (tmp_path / "ok.bin").write_bytes(pickle.dumps((images, [True, False]), protocol=2))
+    blobs, issame = binset.read_bin(tmp_path / "ok.bin")
+    assert blobs == images and issame.tolist() == [True, False]
+    (tmp_path / "odd.bin").write_bytes(pickle.dumps((images[:3], [True]), protocol=2))
+    with pytest.raises(ValueError, match="odd image count 3"):
+        binset.read_bin(tmp_path / "odd.bin")
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "evil.bin").write_bytes(pickle.dumps(([Payload()], [True])))
+    with pytest.raises(binset.UnsafePickleError, match="refusing to load"):
+        binset.read_bin(tmp_path / "evil.bin")
+    assert not marker.exists()
+
+
+def test_pack_round_trips_a_list_source_and_skips_bad_images(tmp_path):
+    (tmp_path / "a").mkdir()
+    for i in range(3):
+        (tmp_path / "a" / f"{i}.jpg").write_bytes(_jpeg(i))
+    (tmp_path / "a" / "bad.jpg").write_bytes(b"garbage")
+    (tmp_path / "list.txt").write_text("a/0.jpg x\na/bad.jpg x\na/1.jpg y\na/2.jpg y\n")
+    summary = pack.pack(str(tmp_path / "list.txt"), tmp_path / "packed", images_per_shard=2, verbose=False)
+    assert summary["num_images"] == 3 and len(summary["bad_files"]) == 1 and "bad.jpg" in summary["bad_files"][0]
+    src = sources.open_source(tmp_path / "packed")
+    assert len(src) == 3 and src.num_classes == 2 and len(list((tmp_path / "packed").glob("*.array_record"))) == 2
+    assert [src[i][1] for i in range(3)] == [0, 1, 1]
+    assert src[2][0] == (tmp_path / "a" / "2.jpg").read_bytes()
+
+
+def _write_ijb(root, *, bad_pair=False):
+    meta = root / "meta"
+    meta.mkdir(parents=True)
+    rows = [("1.jpg", 10, 100), ("2.jpg", 10, 101), ("3.jpg", 11, 102)]
+    (meta / "ijbb_name_5pts_score.txt").write_text(
+        "".join(f"{n} " + " ".join(str(float(v)) for v in range(10)) + " 0.9\n" for n, _, _ in rows))
+    (meta / "ijbb_face_tid_mid.txt").write_text("".join(f"{n} {t} {m}\n" for n, t, m in rows))
+    (meta / "ijbb_template_pair_label.txt").write_text("10 11 0\n" + ("10 99 1\n" if bad_pair else "11 10 0\n"))
+    (meta / "ijbb_1N_gallery_S1.csv").write_text("TEMPLATE_ID,SUBJECT_ID,FILENAME\n10,1,a\n")
+    (meta / "ijbb_1N_probe_mixed.csv").write_text("TEMPLATE_ID,SUBJECT_ID,FILENAME\n11,1,b\n")
+
+
+def test_ijb_meta_is_read_and_cross_checked(tmp_path):
+    _write_ijb(tmp_path / "ok")
+    m = ijb.read_ijb_meta(tmp_path / "ok", "IJBB")
+    assert m.images == ["1.jpg", "2.jpg", "3.jpg"] and m.landmarks.shape == (3, 5, 2)
+    assert m.templates.tolist() == [10, 10, 11] and m.pairs.tolist() == [[10, 11], [11, 10]]
+    assert m.galleries["S1"][0].tolist() == [10] and m.probe[1].tolist() == [1]
+    _write_ijb(tmp_path / "bad", bad_pair=True)
+    with pytest.raises(ijb.IJBMetaError, match="template_pair_label.txt:2: template 99 has no image"):
+        ijb.read_ijb_meta(tmp_path / "bad", "ijbb")
+
+
+def test_alignment_recovers_a_known_similarity():
+    from jsphere.data.align import ARCFACE_TEMPLATE, align_face, similarity_transform
+
+    angle, scale, shift = 0.3, 1.7, np.array([20.0, -5.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = ARCFACE_TEMPLATE @ rot.T + shift
+    m = similarity_transform(landmarks, ARCFACE_TEMPLATE)
+    np.testing.assert_allclose(landmarks @ m[:, :2].T + m[:, 2], ARCFACE_TEMPLATE, atol=1e-9)
+    big = cv2.warpAffine(np.full((112, 112, 3), 200, np.uint8), np.hstack([rot, shift[:, None]]), (300, 300))
+    aligned = align_face(big, landmarks)
+    assert aligned.shape == (112, 112, 3) and aligned[56, 56, 0] == 200
