@@ -17,6 +17,8 @@ import sys
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
+
 from converters import layouts, mapping
 from jsphere import checkpoint, models
 
@@ -50,7 +52,7 @@ def export(ckpt: str, layout: str, out: str, step: int | None = None) -> list[Pa
     backbone, head, weights = torch_state_dicts(ckpt, step)
 
     def tensors(params):
-        return OrderedDict((k, torch.from_numpy(v)) for k, v in layouts.head_to_torch(params, layout).items())
+        return OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in layouts.head_to_torch(params, layout).items())
 
     out = Path(out)
     if layout == "insightface":

@@ -14,6 +14,7 @@ Layout of a jsphere checkpoint directory (a training workdir, or what ``converte
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -108,6 +109,19 @@ def save_weights(
     return root / str(step)
 
 
+@contextlib.contextmanager
+def _reading_some_items():
+    """Silence orbax's warning that the items we do not ask for (optimizer, data) exist but are not restored."""
+    from absl import logging as absl_logging
+
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(level)
+
+
 def _host_target(metadata: Any) -> Any:
     """A restore target placing every saved array on this process's first device, whatever mesh saved it."""
     import jax
@@ -120,7 +134,7 @@ def _host_target(metadata: Any) -> Any:
 def load_meta(path: str | os.PathLike, step: int | None = None) -> dict[str, Any]:
     """The JSON metadata of the checkpoint at ``path`` (latest step unless ``step``)."""
     root, step = _resolve(path, step)
-    with ocp.CheckpointManager(root, item_names=(META,)) as m:
+    with _reading_some_items(), ocp.CheckpointManager(root, item_names=(META,)) as m:
         return dict(m.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META])
 
 
@@ -130,7 +144,7 @@ def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
     if not (root / str(step) / WEIGHTS).exists():
         raise FileNotFoundError(f"{root / str(step)} has no '{WEIGHTS}' item: not a jsphere checkpoint with weights")
     handlers = {WEIGHTS: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler()}
-    with ocp.CheckpointManager(root, item_names=(WEIGHTS, META), item_handlers=handlers) as m:
+    with _reading_some_items(), ocp.CheckpointManager(root, item_names=(WEIGHTS, META), item_handlers=handlers) as m:
         target = _host_target(m.item_metadata(step)[WEIGHTS])
         restored = m.restore(
             step, args=ocp.args.Composite(**{WEIGHTS: ocp.args.StandardRestore(target), META: ocp.args.JsonRestore()})
@@ -231,7 +245,7 @@ class TrainCheckpointer:
     def read_train(self, step: int) -> dict:
         """The non-weight training state of ``step`` (optimizer, RNG, SimPLE's EMA and bank) on this host."""
         handlers = {TRAIN: ocp.StandardCheckpointHandler()}
-        with ocp.CheckpointManager(self.root, item_names=(TRAIN,), item_handlers=handlers) as m:
+        with _reading_some_items(), ocp.CheckpointManager(self.root, item_names=(TRAIN,), item_handlers=handlers) as m:
             target = _host_target(m.item_metadata(step)[TRAIN])
             restored = m.restore(step, args=ocp.args.Composite(**{TRAIN: ocp.args.StandardRestore(target)}))
         return _to_numpy(restored[TRAIN])

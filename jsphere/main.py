@@ -34,15 +34,18 @@ def main(argv: list[str]) -> int:
     logging.info("JAX %s: %d process(es), %d device(s): %s", jax.__version__, jax.process_count(),
                  jax.device_count(), jax.devices())
     config = _CONFIG.value
-    if _MODE.value == "eval":
-        from jsphere import evaluate
-
-        evaluate.evaluate(config, _WORKDIR.value)
-        return 0
     from jsphere import train
 
     try:
-        train.train_and_evaluate(config, _WORKDIR.value)
+        if _MODE.value == "eval":
+            from jsphere import evaluate
+
+            evaluate.evaluate(config, _WORKDIR.value)
+        else:
+            train.train_and_evaluate(config, _WORKDIR.value)
+    except (FileNotFoundError, ValueError) as e:  # bad input: the message names the file, key or value at fault
+        print(f"jsphere: error: {e}", file=sys.stderr, flush=True)
+        return 2
     except train.Preempted as e:
         print(f"jsphere: {e}", file=sys.stderr, flush=True)
         return 143

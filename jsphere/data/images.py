@@ -33,7 +33,8 @@ def decode_all(blobs: Sequence[bytes], names: Sequence[str] | None = None, *, th
     names = names or [f"image {i}" for i in range(len(blobs))]
     out = np.empty((len(blobs), 112, 112, 3), np.uint8)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        decoded = pool.map(lambda a: check_aligned(decode_image(a[0], what=a[1]), what=a[1]), zip(blobs, names, strict=True))
+        pairs = zip(blobs, names, strict=True)
+        decoded = pool.map(lambda a: check_aligned(decode_image(a[0], what=a[1]), what=a[1]), pairs)
         for i, image in enumerate(decoded):
             out[i] = image
     return out
