@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jsphere.heads.sphereface2 import initial_bias
+
 
 class _Proxy(nn.Module):
     def __init__(self, feat_dim, num_class, v2=False):
@@ -95,20 +97,13 @@ class ArcFace(_Proxy):
 
 
 class SphereFace2(_Proxy):
-    """C/A/M variants; ``b`` [1] initialised by the paper's formula."""
+    """C/A/M variants; ``b`` [1] initialised by the paper's formula (shared with jsphere's head)."""
 
     def __init__(self, feat_dim, num_class, magn_type="C", alpha=0.7, r=40.0, m=0.4, t=3.0, lw=50.0, v2=False):
         super().__init__(feat_dim, num_class, v2)
         self.magn_type, self.alpha, self.r, self.m, self.t, self.lw = magn_type, alpha, r, m, t, lw
         self.num_class = num_class
-        z = alpha / ((1.0 - alpha) * (num_class - 1.0))
-        a_n = r * (2.0 * 0.5**t - 1.0 + (m if magn_type == "C" else 0.0))
-        if magn_type == "C":
-            a_p = r * (2.0 * 0.5**t - 1.0 - m)
-        else:
-            theta = min(math.pi, math.pi / 2 + m) if magn_type == "A" else min(math.pi, m * math.pi / 2)
-            a_p = r * (2.0 * ((math.cos(theta) + 1.0) / 2.0) ** t - 1.0)
-        b0 = math.log(2 * z) - a_n - math.log(1 - z + math.sqrt((1 - z) ** 2 + 4 * z * math.exp(a_p - a_n)))
+        b0 = initial_bias(num_class, magn_type, alpha, r, m, t)
         self.b = nn.Parameter(torch.full((1,), b0))
 
     def forward(self, x, y):

@@ -53,34 +53,34 @@ class SphereFaceRH(Head):
         return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
 
 
-class SphereFaceRS(Head):
+class _FeatureNormScaled(Head):
+    """S and N: logits scaled by the feature norm, with the scheduled margin."""
+
+    choices = {"magn_type": MAGN_TYPES}
+
+    def scaled_ce(self, params, x, labels, step, axis):
+        m = scheduled_margin(step, self.dm, tuple(self.steps))
+        cos = cosine(x, params["w"])
+        onehot = axis.one_hot(labels, cos.dtype)
+        norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
+        logits = norm * detached(cos, spherefacer_psi(cos, onehot, self.magn_type, m))
+        aux = {"cos_target": jnp.mean(target(cos, onehot, axis)), "margin": m, **feature_norm_aux(x)}
+        return jnp.mean(softmax_cross_entropy(logits, onehot, axis)), norm, aux
+
+
+class SphereFaceRS(_FeatureNormScaled):
     name = "sphereface_r_s"
     defaults = {"magn_type": "v0", "s": 30.0, "dm": 1.5, "steps": (), "t": 0.01, "lw": 50.0}
-    choices = {"magn_type": MAGN_TYPES}
 
     def forward(self, params, state, x, labels, step, axis):
-        m = scheduled_margin(step, self.dm, tuple(self.steps))
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
-        norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
-        logits = norm * detached(cos, spherefacer_psi(cos, onehot, self.magn_type, m))
-        loss = self.lw * jnp.mean(softmax_cross_entropy(logits, onehot, axis)) / self.s
-        loss = loss + jnp.mean(self.t * jnp.abs(norm - self.s))
-        aux = {"cos_target": jnp.mean(target(cos, onehot, axis)), "margin": m, **feature_norm_aux(x)}
-        return loss, state, aux
+        ce, norm, aux = self.scaled_ce(params, x, labels, step, axis)
+        return self.lw * ce / self.s + jnp.mean(self.t * jnp.abs(norm - self.s)), state, aux
 
 
-class SphereFaceRN(Head):
+class SphereFaceRN(_FeatureNormScaled):
     name = "sphereface_r_n"
     defaults = {"magn_type": "v0", "dm": 0.1, "steps": (), "lw": 1.0}
-    choices = {"magn_type": MAGN_TYPES}
 
     def forward(self, params, state, x, labels, step, axis):
-        m = scheduled_margin(step, self.dm, tuple(self.steps))
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
-        norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
-        logits = norm * detached(cos, spherefacer_psi(cos, onehot, self.magn_type, m))
-        loss = self.lw * jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        aux = {"cos_target": jnp.mean(target(cos, onehot, axis)), "margin": m, **feature_norm_aux(x)}
-        return loss, state, aux
+        ce, _, aux = self.scaled_ce(params, x, labels, step, axis)
+        return self.lw * ce, state, aux
