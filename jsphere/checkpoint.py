@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,11 @@ def _host_target(metadata: Any) -> Any:
 def load_meta(path: str | os.PathLike, step: int | None = None) -> dict[str, Any]:
     """The JSON metadata of the checkpoint at ``path`` (latest step unless ``step``)."""
     root, step = _resolve(path, step)
-    with _reading_some_items(), ocp.CheckpointManager(root, item_names=(META,)) as m:
-        return dict(m.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META])
+    try:
+        with _reading_some_items(), ocp.CheckpointManager(root, item_names=(META,)) as m:
+            return dict(m.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META])
+    except Exception as e:  # a truncated or foreign metadata file
+        raise ValueError(f"{root / str(step)}: the checkpoint metadata does not read back ({_why(e)})") from e
 
 
 def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
@@ -144,11 +148,14 @@ def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
     if not (root / str(step) / WEIGHTS).exists():
         raise FileNotFoundError(f"{root / str(step)} has no '{WEIGHTS}' item: not a jsphere checkpoint with weights")
     handlers = {WEIGHTS: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler()}
-    with _reading_some_items(), ocp.CheckpointManager(root, item_names=(WEIGHTS, META), item_handlers=handlers) as m:
-        target = _host_target(m.item_metadata(step)[WEIGHTS])
-        restored = m.restore(
-            step, args=ocp.args.Composite(**{WEIGHTS: ocp.args.StandardRestore(target), META: ocp.args.JsonRestore()})
-        )
+    try:
+        with _reading_some_items(), ocp.CheckpointManager(root, item_names=(WEIGHTS, META),
+                                                          item_handlers=handlers) as m:
+            target = _host_target(m.item_metadata(step)[WEIGHTS])
+            restored = m.restore(step, args=ocp.args.Composite(
+                **{WEIGHTS: ocp.args.StandardRestore(target), META: ocp.args.JsonRestore()}))
+    except Exception as e:  # orbax / tensorstore: a truncated or foreign file
+        raise ValueError(f"{root / str(step)}: the checkpoint does not read back ({_why(e)})") from e
     weights = _to_numpy(restored[WEIGHTS])
     meta = dict(restored[META])
     head = weights.get("head") or None
@@ -162,6 +169,25 @@ def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
 
 TRAIN = "train"
 DATA = "data"
+UNREADABLE = "checkpoints_unreadable"  # beside checkpoints/: where resume moves a step that does not read back
+
+
+def _why(error: BaseException) -> str:
+    """The first line of an orbax / tensorstore error, without its multi-line spec dump."""
+    text = str(error).split(" See full TensorStore details")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _agreed_step(step: int) -> int:
+    """The smallest of every process's restored step (all processes must resume from the same one)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return step
+    from jax.experimental import multihost_utils
+
+    return int(np.min(multihost_utils.process_allgather(np.asarray(step, np.int64))))
 
 
 def _abstract(tree: Any) -> Any:
@@ -241,6 +267,62 @@ class TrainCheckpointer:
             args[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
         restored = self._manager.restore(int(step), args=ocp.args.Composite(**args))
         return restored[WEIGHTS], restored[TRAIN]
+
+    def restore_latest(self, *, weights: dict, train: dict, data_iterator: Any = None
+                       ) -> tuple[int, dict, dict] | None:
+        """Restore the newest checkpoint that reads back: ``(step, weights, train)``, or None without checkpoints.
+
+        A newer step that fails to read (a truncated array file, a missing item, a half-written or foreign
+        numbered folder) is reported with a warning naming it and moved to ``<workdir>/checkpoints_unreadable/``
+        (kept for inspection, never deleted) so that training can write that step again. If no step reads back,
+        nothing is moved and the error lists every step with its problem.
+        """
+        from absl import logging
+
+        failures = []
+        for step in reversed(self.all_steps()):
+            try:
+                restored_weights, restored_train = self.restore(step, weights=weights, train=train,
+                                                                data_iterator=data_iterator)
+            except Exception as e:  # orbax and tensorstore raise plain Exceptions for unreadable data
+                failures.append((step, _why(e)))
+                logging.warning("checkpoint of step %d at %s does not read back (%s); trying the previous one",
+                                step, self.root / str(step), failures[-1][1])
+                continue
+            agreed = _agreed_step(step)
+            if agreed != step:  # another process could not read this step
+                restored_weights, restored_train = self.restore(agreed, weights=weights, train=train,
+                                                                data_iterator=data_iterator)
+            self._set_aside([s for s in self.all_steps() if s > agreed])
+            return agreed, restored_weights, restored_train
+        if failures:
+            raise ValueError(f"no checkpoint in {self.root} reads back: " + "; ".join(
+                f"step {s}: {why}" for s, why in failures) + ". Move the checkpoints folder away to start afresh")
+        return None
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Move unusable steps out of the checkpoints folder (process 0 moves, every process waits)."""
+        import jax
+        from absl import logging
+
+        if not steps:
+            return
+        if jax.process_index() == 0:
+            target = self.root.parent / UNREADABLE
+            target.mkdir(exist_ok=True)
+            for step in steps:
+                destination = target / str(step)
+                suffix = 0
+                while destination.exists():
+                    suffix += 1
+                    destination = target / f"{step}.{suffix}"
+                shutil.move(str(self.root / str(step)), str(destination))
+                logging.warning("moved the unreadable checkpoint of step %d to %s", step, destination)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("jsphere_checkpoints_set_aside")
+        self._manager.reload()
 
     def read_train(self, step: int) -> dict:
         """The non-weight training state of ``step`` (optimizer, RNG, SimPLE's EMA and bank) on this host."""

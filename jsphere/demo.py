@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
+from jsphere import cli
+
+PROG = "jsphere.demo"
 TABLE_METRICS = ("ACC", "std_acc", "EER", "AUC", "TPR@FPR=0.001", "TPR@FPR=0.05")
 
 
@@ -59,7 +60,7 @@ def format_table(rows: dict[int, dict[str, float]], total_steps: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog=PROG, description=__doc__)
     parser.add_argument("--workdir", default="runs/quickstart")
     parser.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
     parser.add_argument("--head", default="sphereface2", help="quickstart head: sphereface2, arcface, cosface, ...")
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     config.val = [dict(name="synthetic", type="pairs", path=str(data / "val_pairs.txt"), data_dir=str(data))]
     if args.steps:
         config.total_steps = args.steps
-        config.optim.milestones = (int(args.steps * 0.6), int(args.steps * 0.85))
+        config.optim.milestones = tuple(sorted({m for m in (int(args.steps * 0.6), int(args.steps * 0.85)) if m > 0}))
     workdir = Path(args.workdir)
     train.train_and_evaluate(config, str(workdir))
     print()
@@ -98,4 +99,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(PROG, main)

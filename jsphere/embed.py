@@ -10,15 +10,17 @@ aligned to the ArcFace 112x112 template. Output: float32 [N, D] rows in input or
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from jsphere import cli
 from jsphere.data.align import align_face
 from jsphere.data.decode import check_aligned, decode_image
 from jsphere.data.sources import IMAGE_SUFFIXES
+
+PROG = "jsphere.embed"
 
 
 def list_inputs(path: Path) -> list[str]:
@@ -37,9 +39,19 @@ def list_inputs(path: Path) -> list[str]:
     return out
 
 
+def _load_npy(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise cli.UserError(f"{path}: not a readable .npy array of {what} ({cli.describe(e)})") from e
+
+
 def read_landmarks(path: Path, files: list[str] | None, count: int) -> np.ndarray:
     if path.suffix == ".npy":
-        lm = np.load(path).reshape(-1, 5, 2)
+        lm = _load_npy(path, "landmarks")
+        if lm.size % 10:
+            raise cli.UserError(f"{path}: expected [N, 5, 2] landmarks, got an array of shape {lm.shape}")
+        lm = lm.reshape(-1, 5, 2)
     else:
         table = {}
         for number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -68,7 +80,7 @@ def load_inputs(input_path: str, landmarks: str | None = None) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"--input {path} does not exist")
     if path.suffix == ".npy":
-        images, files = np.load(path), None
+        images, files = _load_npy(path, "images"), None
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"{path}: expected uint8 [N, H, W, 3] RGB images, got {images.dtype} {images.shape}")
         images = list(images)
@@ -83,7 +95,7 @@ def load_inputs(input_path: str, landmarks: str | None = None) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog=PROG, description=__doc__)
     p.add_argument("--ckpt", required=True, help="jsphere checkpoint (workdir, checkpoints folder or step folder)")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
@@ -94,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     from jsphere.inference import Embedder
 
+    if not Path(a.output).expanduser().resolve().parent.is_dir():
+        raise cli.UserError(f"--output {a.output}: its folder does not exist")
+    if a.batch_size < 1:
+        raise cli.UserError(f"--batch-size {a.batch_size}: must be >= 1")
     images = load_inputs(a.input, a.landmarks)
-    embedder = Embedder.from_checkpoint(a.ckpt, step=a.step, batch_size=a.batch_size)
+    embedder = Embedder.from_checkpoint(a.ckpt, step=a.step, batch_size=a.batch_size, progress=True)
     feats = embedder.embed(images, flip=a.flip)
     np.save(a.output, feats)
     print(f"wrote {feats.shape[0]} x {feats.shape[1]} embeddings (step {embedder.step}) to {a.output}", file=sys.stderr)
@@ -103,4 +119,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(PROG, main)

@@ -7,10 +7,16 @@ auto-detection), logs the processes and devices, and hands over to training or e
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from jsphere import cli
+
+PROG = "jsphere.main"
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Run recipe (configs/*.py[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and reports (resumed if present).")
@@ -19,45 +25,97 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train: train (the
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0 for a multi-process job.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process in a multi-process job.")
+flags.DEFINE_boolean("debug", False, "Show the Python traceback of an error (or set JSPHERE_DEBUG=1).")
+
+
+def _config_file_error(argv: list[str]) -> str | None:
+    """A ``--config=FILE[:arg]`` naming no file, in the user's words."""
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--config=") else (
+            argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+        if value is not None:
+            path = value.split(":", 1)[0]
+            if not Path(path).expanduser().is_file():
+                return f"--config={value}: no such config file {path!r} (the recipes are in configs/)"
+    return None
+
+
+def _override_error(argv: list[str], error: Exception) -> str:
+    """An exception from applying ``--config.a.b=v`` overrides, naming the override at fault."""
+    text = cli.describe(error).replace("\\n", " ").replace("\\'", "'")
+    missing = re.match(r"""^['"]*'?([A-Za-z_][\w]*)'?['"]*""", text)
+    overrides = [a for a in argv[1:] if a.startswith("--config.")]
+    if isinstance(error, AttributeError | KeyError) and missing:
+        key = missing.group(1)
+        culprit = next((a for a in overrides if key in a.split("=", 1)[0].split(".")), None)
+        hint = re.search(r"Did you mean .*\?", text)
+        where = culprit.split("=", 1)[0] if culprit else f"config key {key!r}"
+        return (f"{where}: the config has no key {key!r}" + (f" ({hint.group(0).strip(chr(39))})" if hint else "")
+                + "; every key is listed by --config=<file> --helpfull or in configs/base.py")
+    culprit = next((a for a in overrides if a.split("=", 1)[0] in text), None)
+    return f"{culprit.split('=', 1)[0] + ': ' if culprit else ''}{text}"
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing with every failure (unknown flag, missing config file, bad override) as one line."""
+    missing_file = _config_file_error(argv)
+    if missing_file:
+        cli.fail(PROG, missing_file)
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        if cli.debug_requested(argv):
+            raise
+        text = str(e)
+        if "Traceback (most recent call last)" in text:  # the config file's get_config raised
+            last = text.strip().splitlines()[-1].strip()
+            cli.fail(PROG, f"{text.split(':', 1)[0]}: the config file raised {last}")
+        cli.fail(PROG, f"{cli.describe(e)} (see --helpshort)")
+    except Exception as e:  # a config file or an override that fails to apply
+        if cli.debug_requested(argv):
+            raise
+        cli.fail(PROG, _override_error(argv, e))
 
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        cli.fail(PROG, f"unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value)")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO chatter; -v 0 brings it back
+    try:
+        return _run(_CONFIG.value, _WORKDIR.value, _MODE.value)
+    except cli.BAD_INPUT as e:  # the message names the file, key, value or step at fault
+        if cli.debug_requested():
+            raise
+        cli.fail(PROG, cli.describe(e))
+
+
+def _run(config, workdir: str, mode: str) -> int:
     import jax
 
-    from jsphere import parallel
+    from jsphere import parallel, train
 
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     logging.info("JAX %s: %d process(es), %d device(s): %s", jax.__version__, jax.process_count(),
                  jax.device_count(), jax.devices())
-    config = _CONFIG.value
-    from jsphere import train
-
     try:
-        if _MODE.value == "eval":
+        if mode == "eval":
             from jsphere import evaluate
 
-            evaluate.evaluate(config, _WORKDIR.value)
+            evaluate.evaluate(config, workdir)
         else:
-            train.train_and_evaluate(config, _WORKDIR.value)
-    except (FileNotFoundError, ValueError) as e:  # bad input: the message names the file, key or value at fault
-        print(f"jsphere: error: {e}", file=sys.stderr, flush=True)
-        return 2
-    except train.Preempted as e:
-        print(f"jsphere: {e}", file=sys.stderr, flush=True)
-        return 143
+            train.train_and_evaluate(config, workdir)
     except train.NonFiniteLoss as e:
-        print(f"jsphere: {e}", file=sys.stderr, flush=True)
-        return 3
+        raise cli.UserError(str(e)) from e
+    except train.Preempted as e:
+        print(f"{PROG}: {e}", file=sys.stderr, flush=True)
+        return 143
     return 0
 
 
 def run() -> None:
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jsphere import checkpoint, models, observe, optim, parallel, simple_trainer, train_state
-from jsphere import heads as heads_lib
-from jsphere.train_state import DTYPES
-
-TRAINERS = ("proxy", "simple")
+from jsphere import checkpoint, config_check, observe, parallel, simple_trainer, train_state
 
 
 class Preempted(Exception):
@@ -33,44 +29,6 @@ class Preempted(Exception):
 
 class NonFiniteLoss(FloatingPointError):
     """The loss became NaN or Inf; the message names the step and the last good checkpoint."""
-
-
-# --------------------------------------------------------------------------------------------- config
-def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Fail fast, before any data is read or anything compiled, naming the config key at fault."""
-    if config.model.name not in models.names():
-        raise ValueError(f"config.model.name={config.model.name!r} is unknown; valid: {', '.join(models.names())}")
-    if config.model.dtype not in DTYPES:
-        raise ValueError(f"config.model.dtype={config.model.dtype!r} is not one of {sorted(DTYPES)}")
-    if config.trainer not in TRAINERS:
-        raise ValueError(f"config.trainer={config.trainer!r} is not one of {TRAINERS}")
-    heads_lib.build(config.head.name, **config.head.hparams.to_dict())  # unknown head / hyper-parameter
-    if (config.trainer == "simple") != (config.head.name == "simple"):
-        raise ValueError(f"config.trainer={config.trainer!r} with config.head.name={config.head.name!r}: the SimPLE "
-                         "head needs trainer 'simple' (EMA encoder + feature bank), and that trainer needs that head")
-    if config.trainer == "simple" and config.simple.num_bank % config.batch_size:
-        raise ValueError(f"config.simple.num_bank={config.simple.num_bank} must be a multiple of "
-                         f"config.batch_size={config.batch_size} (the bank is a FIFO of whole batches)")
-    if config.total_steps <= 0:
-        raise ValueError(f"config.total_steps must be positive, got {config.total_steps}")
-    if config.batch_size <= 0:
-        raise ValueError(f"config.batch_size must be positive, got {config.batch_size}")
-    source = config.data.source
-    if not source:
-        raise ValueError("config.data.source is not set: give a list file, an image folder, a train.rec, a packed "
-                         "ArrayRecord folder or tfds:<name> (e.g. --config.data.source=/data/ms1m/train.rec)")
-    if not str(source).startswith("tfds:"):
-        if not Path(source).expanduser().exists():
-            raise FileNotFoundError(f"config.data.source={source!r} does not exist")
-        if config.data.data_dir and not Path(config.data.data_dir).expanduser().is_dir():
-            raise FileNotFoundError(f"config.data.data_dir={config.data.data_dir!r} is not a folder")
-    optim.make_optimizer(config.optim, config.total_steps)
-    for val_set in config.val:
-        if not Path(val_set["path"]).expanduser().exists():
-            raise FileNotFoundError(f"config.val set {val_set.get('name', '?')!r}: path {val_set['path']!r} "
-                                    "does not exist")
-    if config.init_from and not Path(config.init_from).expanduser().exists():
-        raise FileNotFoundError(f"config.init_from={config.init_from!r} does not exist")
 
 
 # ---------------------------------------------------------------------------------------- preemption
@@ -136,9 +94,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """Train ``config`` in ``workdir`` (resuming from its last checkpoint) and return the final metrics."""
     from jsphere.data import pipeline
 
-    validate_config(config)
-    workdir = str(Path(workdir).expanduser().resolve())
-    Path(workdir).mkdir(parents=True, exist_ok=True)
+    workdir = str(config_check.validate_config(config, workdir))
     is_main = jax.process_index() == 0
 
     # ---- mesh
@@ -173,10 +129,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                         save_steps=tuple(config.checkpoint.save_steps),
                                         async_save=config.checkpoint.async_save)
     meta = train_state.model_meta(config, num_classes, setup.head)
-    start = ckpt.latest_step()
-    if start is not None:
-        weights, train = ckpt.restore(start, weights=train_state.weights_item(setup, state),
-                                      train=train_state.train_item(state), data_iterator=iterator)
+    restored = ckpt.restore_latest(weights=train_state.weights_item(setup, state),
+                                   train=train_state.train_item(state), data_iterator=iterator)
+    if restored is not None:
+        start, weights, train = restored
         state = train_state.with_weights(setup, {**state, **train}, weights)
         logging.info("resumed from %s/checkpoints/%d", workdir, start)
         if is_main:

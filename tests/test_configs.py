@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jsphere import heads, models, optim
+from jsphere import config_check
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = {"__init__.py", "base.py", "opensphere_recipes.py", "arcface_torch_recipes.py", "common.py"}
@@ -24,10 +24,7 @@ def _load(path):
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_training_recipe_is_valid(path):
     c = _load(path)
-    assert c.model.name in models.names()
-    heads.build(c.head.name, **c.head.hparams.to_dict())
-    optim.make_optimizer(c.optim, c.total_steps)
-    assert c.total_steps > 0 and c.batch_size > 0
+    config_check.check_values(c)
     if "opensphere" in path.parts or "papers" in path.parts:
         assert c.total_steps == max(c.optim.milestones)
         assert set(c.checkpoint.save_steps) <= set(range(c.total_steps + 1))
@@ -47,3 +44,39 @@ def test_mission_entry_point_selects_the_loss_by_argument():
 def test_evaluation_config_names_its_sets(path):
     c = _load(path)
     assert c.eval.sets and all({"name", "type", "path"} <= set(s) for s in c.eval.sets)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("optim.lr", -0.1, "must be >= 0"),
+    ("optim.weight_decay", -1e-4, "must be >= 0"),
+    ("optim.momentum", 1.0, "must be in \\[0, 1\\)"),
+    ("optim.head_lr", -1.0, "must be >= 0"),
+    ("optim.milestones", (5, 500), "must be steps in \\[1, config.total_steps=100\\]"),
+    ("optim.milestones", (50, 20), "strictly increasing"),
+    ("optim.warmup_steps", 100, "must be in \\[0, config.total_steps=100\\)"),
+    ("optim.clip_grad_norm", 0.0, "must be > 0"),
+    ("batch_size", 0, "positive integer"),
+    ("total_steps", -5, "positive integer"),
+    ("data.flip", 1.5, "probability"),
+    ("data.on_corrupt", "ignore", "is not one of"),
+    ("data.sampler.type", "balanced", "is not one of"),
+    ("head.sample_rate", 0.0, "must be in \\(0, 1\\]"),
+    ("checkpoint.keep", 0, "must be >= 1"),
+    ("checkpoint.save_steps", (200,), "must be steps in"),
+    ("model.embed_dim", 0, "positive integer"),
+    ("log_every", 0, "positive integer"),
+])
+def test_values_that_cannot_be_right_are_named_by_key(key, value, message):
+    from configs.quickstart import get_config
+
+    c = get_config()
+    c.total_steps = 100
+    c.optim.milestones = (60, 85)
+    config_check.check_values(c)
+    *parents, leaf = key.split(".")
+    node = c
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    with pytest.raises(ValueError, match=f"config.{key}=.* {message}"):
+        config_check.check_values(c)

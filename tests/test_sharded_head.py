@@ -108,6 +108,7 @@ def test_sharded_training_resumes_on_another_device_count_or_explains_why_not(tm
     config.head.sample_rate = 0.5
     config.batch_size = 24
     config.total_steps = 3
+    config.optim.milestones = ()  # constant lr: the milestone of train_config lies past the end
     train.train_and_evaluate(config, str(tmp_path))
     meta = checkpoint.load_meta(tmp_path)["head"]
     assert meta["rows"] == 12 and meta["padded_rows"] == 16

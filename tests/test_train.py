@@ -1,7 +1,6 @@
 """Training end to end on a tiny config: it learns, resumes bit-exactly after kill -9, gives the same loss
 curve on 8 devices as on 1, stops on NaN naming the last good checkpoint, and rejects bad configs early."""
 
-import json
 import os
 import signal
 import subprocess
@@ -16,13 +15,13 @@ import pytest
 
 from jsphere import checkpoint, train
 from tests import train_config
+from tests.curves import assert_same_training, read_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _losses(workdir):
-    rows = [json.loads(line) for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
-    return [r["train/loss"] for r in rows if "train/loss" in r]
+    return list(read_curves(workdir)["train/loss"])
 
 
 def _run_cli(workdir, data, *extra):
@@ -70,19 +69,22 @@ def test_kill_minus_nine_then_rerun_resumes_to_bit_identical_parameters(tmp_path
         np.testing.assert_array_equal(x, y)
 
 
-def test_eight_devices_follow_the_one_device_loss_curve(tmp_path, synthetic_data):
-    """Same global batch, global BatchNorm statistics: equal up to float32 reduction order. The first step agrees to
-    rtol 1e-5; later steps compound the rounding differences (rtol 2e-3 over 6 steps)."""
+@pytest.mark.parametrize(("model", "steps"), [("sfnet4", 6), ("sfnet4_bn", 2)])
+def test_eight_devices_follow_the_one_device_training(tmp_path, synthetic_data, model, steps):
+    """Same global batch, global BatchNorm statistics. Without BatchNorm the curves agree step after step; with
+    BatchNorm over 8 images, training amplifies float32 rounding by ~10x per step (by an amount that depends on
+    the CPU), so only the first two steps are well-conditioned enough to compare tightly."""
     curves = {}
     for n in (1, 8):
         config = train_config.get_config(str(synthetic_data))
+        config.model.name = model
         config.num_devices = n
         config.log_every = 1
-        config.total_steps = 6
+        config.total_steps = steps
+        config.optim.milestones = (steps,)
         train.train_and_evaluate(config, str(tmp_path / str(n)))
-        curves[n] = _losses(tmp_path / str(n))
-    np.testing.assert_allclose(curves[8][0], curves[1][0], rtol=1e-5)
-    np.testing.assert_allclose(curves[8], curves[1], rtol=2e-3)
+        curves[n] = read_curves(tmp_path / str(n))
+    assert_same_training(curves[8], curves[1], steps=steps)
 
 
 def test_per_device_batchnorm_trains_on_eight_devices(tmp_path, synthetic_data):
@@ -90,6 +92,7 @@ def test_per_device_batchnorm_trains_on_eight_devices(tmp_path, synthetic_data):
     config.model.bn_per_device = True
     config.batch_size = 16  # two images per device
     config.total_steps = 3
+    config.optim.milestones = ()  # constant lr: the milestone of train_config lies past the end
     result = train.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(result["train/loss"])
 
@@ -147,6 +150,7 @@ def test_simple_trainer_fills_the_bank_and_updates_the_ema_encoder(tmp_path, syn
     config.data.sampler = ml_collections.ConfigDict(dict(type="grouped", samples_per_identity=2,
                                                          unbalance_factor=0.5, total_size=0))
     config.total_steps = 6
+    config.optim.milestones = (4,)
     result = train.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(result["train/loss"])
     ckpt = checkpoint.TrainCheckpointer(tmp_path, with_data=False)
@@ -171,11 +175,13 @@ def test_simple_head_requires_the_simple_trainer(tmp_path, synthetic_data):
 def test_init_from_loads_a_converted_or_trained_checkpoint_before_training(tmp_path, synthetic_data):
     first = train_config.get_config(str(synthetic_data))
     first.total_steps = 3
+    first.optim.milestones = ()  # constant lr: the milestone of train_config lies past the end
     train.train_and_evaluate(first, str(tmp_path / "a"))
     source = checkpoint.load_weights(tmp_path / "a")
     second = train_config.get_config(str(synthetic_data))
     second.init_from = str(tmp_path / "a")
     second.total_steps = 3
+    second.optim.milestones = ()  # constant lr: the milestone of train_config lies past the end
     second.optim.lr = 0.0  # no update: the saved weights must come back unchanged
     second.optim.weight_decay = 0.0
     train.train_and_evaluate(second, str(tmp_path / "b"))
@@ -188,3 +194,19 @@ def test_init_from_loads_a_converted_or_trained_checkpoint_before_training(tmp_p
     wrong.init_from = str(tmp_path / "a")
     with pytest.raises(ValueError, match="holds a 'sfnet4_bn' backbone but config.model.name is 'sfnet4'"):
         train.train_and_evaluate(wrong, str(tmp_path / "c"))
+
+
+def test_training_resumes_from_the_newest_readable_checkpoint(tmp_path, synthetic_data, caplog):
+    config = train_config.get_config(str(synthetic_data))
+    config.total_steps = 6
+    config.optim.milestones = ()
+    train.train_and_evaluate(config, str(tmp_path))
+    arrays = [p for p in (tmp_path / "checkpoints" / "6" / "weights").rglob("*") if "ocdbt.process_" in str(p)
+              and p.is_file()]
+    victim = max(arrays, key=lambda p: p.stat().st_size)
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    config.total_steps = 9
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert result["step"] == 9 and np.isfinite(result["train/loss"])
+    assert "checkpoint of step 6" in caplog.text and (tmp_path / "checkpoints_unreadable" / "6").is_dir()
+    assert checkpoint.list_steps(tmp_path) == [3, 6, 9]  # step 6 written again from step 3

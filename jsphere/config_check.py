@@ -1,0 +1,151 @@
+"""Checks of a training config before anything is read or compiled; each error names the key at fault.
+
+``check_values`` looks only at the config (every shipped recipe passes it); ``check_paths`` also looks at the
+files the config names and at the workdir.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import ml_collections
+
+from jsphere import heads, models, optim
+from jsphere.train_state import DTYPES
+
+TRAINERS = ("proxy", "simple")
+SAMPLERS = ("shuffle", "grouped")
+ON_CORRUPT = ("raise", "skip")
+
+
+def _require(ok: bool, key: str, value, why: str) -> None:
+    if not ok:
+        raise ValueError(f"config.{key}={value!r} {why}")
+
+
+def _number(config: ml_collections.ConfigDict, key: str, test: Callable[[float], bool], why: str,
+            optional: bool = False) -> None:
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    if value is None and optional:
+        return
+    _require(isinstance(value, int | float) and not isinstance(value, bool) and test(value), key, value, why)
+
+
+def _check_optim(config: ml_collections.ConfigDict) -> None:
+    o, total = config.optim, config.total_steps
+    _number(config, "optim.lr", lambda v: v >= 0, "must be >= 0 (a negative learning rate climbs the loss)")
+    _number(config, "optim.weight_decay", lambda v: v >= 0, "must be >= 0")
+    for key in ("bkb_lr", "head_lr"):
+        _number(config, f"optim.{key}", lambda v: v >= 0, "must be >= 0 (or None: use optim.lr)", optional=True)
+    for key in ("bkb_wd", "head_wd"):
+        _number(config, f"optim.{key}", lambda v: v >= 0, "must be >= 0 (or None: use optim.weight_decay)",
+                optional=True)
+    _number(config, "optim.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)")
+    _number(config, "optim.gamma", lambda v: 0 < v <= 1, "must be in (0, 1] (the factor applied at each milestone)")
+    _number(config, "optim.warmup_steps", lambda v: 0 <= v < total,
+            f"must be in [0, config.total_steps={total})")
+    _number(config, "optim.power", lambda v: v > 0, "must be > 0")
+    _number(config, "optim.end_lr", lambda v: v >= 0, "must be >= 0")
+    _number(config, "optim.b1", lambda v: 0 <= v < 1, "must be in [0, 1)")
+    _number(config, "optim.b2", lambda v: 0 <= v < 1, "must be in [0, 1)")
+    _number(config, "optim.eps", lambda v: v > 0, "must be > 0")
+    _number(config, "optim.clip_grad_norm", lambda v: v > 0, "must be > 0 (or None: no clipping)", optional=True)
+    if o.schedule == "multistep":
+        milestones = tuple(o.milestones)
+        _require(all(isinstance(m, int) and 0 < m <= total for m in milestones), "optim.milestones", milestones,
+                 f"must be steps in [1, config.total_steps={total}] (a later milestone is never reached)")
+        _require(list(milestones) == sorted(set(milestones)), "optim.milestones", milestones,
+                 "must be strictly increasing")
+    optim.make_optimizer(o, total)  # unknown optimizer, schedule or clip scope
+
+
+def _check_data(config: ml_collections.ConfigDict) -> None:
+    d = config.data
+    for key in ("flip", "augment.crop_prob", "augment.lowres_prob", "augment.photo_prob"):
+        _number(config, f"data.{key}", lambda v: 0 <= v <= 1, "is a probability: it must be in [0, 1]")
+    _number(config, "data.label_noise.ratio", lambda v: 0 <= v < 1, "must be in [0, 1)")
+    _number(config, "data.workers", lambda v: v >= 0, "must be >= 0 (0: decode in the training process)")
+    _number(config, "data.threads", lambda v: v >= 1, "must be >= 1")
+    _number(config, "data.prefetch", lambda v: v >= 0, "must be >= 0")
+    _require(d.on_corrupt in ON_CORRUPT, "data.on_corrupt", d.on_corrupt, f"is not one of {ON_CORRUPT}")
+    _require(d.sampler.type in SAMPLERS, "data.sampler.type", d.sampler.type, f"is not one of {SAMPLERS}")
+    if d.sampler.type == "grouped":
+        k = d.sampler.samples_per_identity
+        _require(isinstance(k, int) and k >= 1 and config.batch_size % k == 0, "data.sampler.samples_per_identity",
+                 k, f"must be >= 1 and divide config.batch_size={config.batch_size}")
+
+
+def check_values(config: ml_collections.ConfigDict) -> None:
+    """Reject values that cannot be right (negative lr, milestones past the end, unknown names...)."""
+    _require(config.model.name in models.names(), "model.name", config.model.name,
+             f"is unknown; valid: {', '.join(models.names())}")
+    _require(config.model.dtype in DTYPES, "model.dtype", config.model.dtype, f"is not one of {tuple(DTYPES)}")
+    _number(config, "model.embed_dim", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
+    _require(config.trainer in TRAINERS, "trainer", config.trainer, f"is not one of {TRAINERS}")
+    heads.build(config.head.name, **config.head.hparams.to_dict())  # unknown head / hyper-parameter / value
+    if (config.trainer == "simple") != (config.head.name == "simple"):
+        raise ValueError(f"config.trainer={config.trainer!r} with config.head.name={config.head.name!r}: the SimPLE "
+                         "head needs trainer 'simple' (EMA encoder + feature bank), and that trainer needs that head")
+    _number(config, "head.sample_rate", lambda v: 0 < v <= 1, "must be in (0, 1]")
+    _number(config, "total_steps", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
+    _number(config, "batch_size", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
+    _number(config, "num_devices", lambda v: isinstance(v, int) and v >= 0, "must be >= 0 (0: every device)")
+    if config.trainer == "simple":
+        _require(config.simple.num_bank % config.batch_size == 0, "simple.num_bank", config.simple.num_bank,
+                 f"must be a multiple of config.batch_size={config.batch_size} (the bank is a FIFO of whole batches)")
+        _number(config, "simple.encoder_momentum", lambda v: 0 <= v <= 1, "must be in [0, 1]")
+    _check_optim(config)
+    _check_data(config)
+    _number(config, "log_every", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
+    _number(config, "val_every", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
+    _number(config, "checkpoint.every_steps", lambda v: isinstance(v, int) and v >= 0,
+            "must be >= 0 (0: only at the end)")
+    _number(config, "checkpoint.keep", lambda v: isinstance(v, int) and v >= 1, "must be >= 1")
+    save_steps = tuple(config.checkpoint.save_steps)
+    _require(all(isinstance(s, int) and 0 < s <= config.total_steps for s in save_steps), "checkpoint.save_steps",
+             save_steps, f"must be steps in [1, config.total_steps={config.total_steps}]")
+
+
+def check_workdir(workdir: str | os.PathLike) -> Path:
+    """The workdir as an absolute path, created if needed; a file or an unwritable folder is refused."""
+    path = Path(workdir).expanduser().resolve()
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"--workdir {workdir}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise PermissionError(f"--workdir {workdir}: {parent} is not writable by this user")
+            break
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_paths(config: ml_collections.ConfigDict) -> None:
+    """The files and folders the config names exist."""
+    source = config.data.source
+    if not source:
+        raise ValueError("config.data.source is not set: give a list file, an image folder, a train.rec, a packed "
+                         "ArrayRecord folder or tfds:<name> (e.g. --config.data.source=/data/ms1m/train.rec)")
+    if not str(source).startswith("tfds:"):
+        if not Path(source).expanduser().exists():
+            raise FileNotFoundError(f"config.data.source={source!r} does not exist")
+        if config.data.data_dir and not Path(config.data.data_dir).expanduser().is_dir():
+            raise FileNotFoundError(f"config.data.data_dir={config.data.data_dir!r} is not a folder")
+    for val_set in config.val:
+        if not Path(val_set["path"]).expanduser().exists():
+            raise FileNotFoundError(f"config.val set {val_set.get('name', '?')!r}: path {val_set['path']!r} "
+                                    "does not exist")
+    if config.init_from and not Path(config.init_from).expanduser().exists():
+        raise FileNotFoundError(f"config.init_from={config.init_from!r} does not exist")
+
+
+def validate_config(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Path:
+    """Every check that needs no device: values, the workdir (returned absolute), the paths the config names."""
+    check_values(config)
+    workdir = check_workdir(workdir)
+    check_paths(config)
+    return workdir

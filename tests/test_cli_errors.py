@@ -1,0 +1,102 @@
+"""Bad input to a command ends with one line ``<command>: error: ...`` on stderr and exit code 2, no traceback;
+``--debug`` / ``JSPHERE_DEBUG=1`` bring the traceback back."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jsphere import cli, config_check
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(module, *args, env=None):
+    extra_env = env or {}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    env.pop("JSPHERE_DEBUG", None)
+    env.update(extra_env)
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def assert_one_error_line(proc, command, *fragments):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"{command}: error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def train_args(tmp_path, data, *extra):
+    return (f"--config={ROOT}/tests/train_config.py:{data}", f"--workdir={tmp_path / 'w'}", *extra)
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [
+    (("--config.optim.lrr=0.1",), ("--config.optim.lrr", "no key 'lrr'", 'Did you mean "lr"')),
+    (("--config.x=1",), ("--config.x", "no key 'x'")),
+    (("--config.optim.lr=abc",), ("--config.optim.lr=abc",)),
+    (("--workdri=/tmp",), ("workdri", "Did you mean: workdir")),
+    (("--config.optim.lr=-0.1",), ("config.optim.lr=-0.1", ">= 0")),
+    (("--config.optim.momentum=1.5",), ("config.optim.momentum=1.5",)),
+    (("--config.optim.milestones=(100,)",), ("config.optim.milestones=(100,)", "total_steps=12")),
+    (("--config.batch_size=4",), ("batch_size=4", "devices")),
+    (("--config.data.source=/nonexistent/list.txt",), ("config.data.source", "does not exist")),
+])
+def test_main_refuses_bad_config_values_in_one_line(tmp_path, synthetic_data, extra, fragments):
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    assert_one_error_line(run("jsphere.main", *train_args(tmp_path, synthetic_data, *extra), env=env),
+                          "jsphere.main", *fragments)
+    assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+def test_main_names_a_missing_or_failing_config_file(tmp_path):
+    proc = run("jsphere.main", "--config=configs/nothere.py:x", f"--workdir={tmp_path}")
+    assert_one_error_line(proc, "jsphere.main", "no such config file 'configs/nothere.py'")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config():\n    raise ValueError('recipe needs an argument')\n")
+    proc = run("jsphere.main", f"--config={broken}", f"--workdir={tmp_path}")
+    assert_one_error_line(proc, "jsphere.main", "ValueError: recipe needs an argument")
+
+
+def test_main_refuses_a_workdir_that_is_a_file(tmp_path, synthetic_data):
+    (tmp_path / "w").write_text("")
+    assert_one_error_line(run("jsphere.main", *train_args(tmp_path, synthetic_data)), "jsphere.main",
+                          "is a file, not a folder")
+
+
+def test_an_unwritable_workdir_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # as for a non-root user
+    with pytest.raises(PermissionError, match=f"{tmp_path} is not writable"):
+        config_check.check_workdir(tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = run("jsphere.main", "--config=configs/quickstart.py", f"--workdir={tmp_path}", "--config.optim.lr=-1",
+               env={"JSPHERE_DEBUG": "1"})
+    assert proc.returncode != 0 and "Traceback (most recent call last)" in proc.stderr
+
+
+def test_embed_refuses_missing_checkpoints_and_unreadable_arrays(tmp_path):
+    images = tmp_path / "faces.npy"
+    np.save(images, np.zeros((2, 112, 112, 3), np.uint8))
+    proc = run("jsphere.embed", "--ckpt", tmp_path / "none", "--input", images, "--output", tmp_path / "f.npy")
+    assert_one_error_line(proc, "jsphere.embed", "does not exist")
+    bad = tmp_path / "bad.npy"
+    bad.write_text("not numpy")
+    proc = run("jsphere.embed", "--ckpt", tmp_path, "--input", bad, "--output", tmp_path / "f.npy")
+    assert_one_error_line(proc, "jsphere.embed", str(bad), "not a readable .npy")
+    proc = run("jsphere.embed", "--ckpt", tmp_path, "--input", images, "--output", tmp_path / "no" / "f.npy")
+    assert_one_error_line(proc, "jsphere.embed", "its folder does not exist")
+    proc = run("jsphere.embed", "--ckpt", tmp_path, "--input", images)
+    assert_one_error_line(proc, "jsphere.embed", "--output", "(see --help)")
+
+
+def test_describe_names_the_file_of_an_os_error():
+    assert cli.describe(FileNotFoundError(2, "No such file or directory", "/x/y")) == "/x/y: no such file or directory"
+    assert cli.describe(KeyError("no landmarks for a.jpg")) == "no landmarks for a.jpg"
+    assert cli.describe(ValueError("two\nlines")) == "two lines"
