@@ -39,7 +39,8 @@ def _check_sets(sets) -> None:
 
 def _pairs_rows(embedder: Embedder, set_cfg, eval_cfg) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
     pair_set = load_pair_set(set_cfg)
-    feats = embedder.embed(pair_set.images, flip=eval_cfg.get("flip", "sum"), batch_size=eval_cfg.get("batch_size"))
+    feats = embedder.embed(pair_set.images, flip=eval_cfg.get("flip", "sum"), batch_size=eval_cfg.get("batch_size"),
+                           label=f"of {set_cfg['name']} embedded (step {embedder.step})")
     values = pair_metrics(feats, pair_set.pairs, pair_set.labels, tuple(eval_cfg.get("fprs", OPENSPHERE_FPRS)))
     unit = l2_normalize(feats)
     scores = np.sum(unit[pair_set.pairs[:, 0]] * unit[pair_set.pairs[:, 1]], axis=1)
@@ -75,7 +76,8 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
     for set_cfg in sets:
         rows, curves = {}, {}
         for step in steps:
-            embedder = Embedder.from_checkpoint(workdir, step=step, batch_size=int(eval_cfg.get("batch_size", 64)))
+            embedder = Embedder.from_checkpoint(workdir, step=step, batch_size=int(eval_cfg.get("batch_size", 64)),
+                                                progress=True)
             run = _ijb_rows if set_cfg["type"] == "ijb" else _pairs_rows
             rows[f"step {step}"], curves[f"step {step}"] = run(embedder, set_cfg, eval_cfg)
         title = f"{set_cfg['name']} ({workdir}); ACC/EER/AUC/TPR@FPR: OpenSphere protocol (best threshold on the " \

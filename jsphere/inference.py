@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jsphere import checkpoint, models
+from jsphere import checkpoint, models, observe
 
 FLIPS = ("sum", "none")
 
@@ -35,8 +35,10 @@ def _normalise(batch: np.ndarray) -> np.ndarray:
 class Embedder:
     """A backbone in eval mode with a jitted forward."""
 
-    def __init__(self, model: nnx.Module, *, batch_size: int = 64):
+    def __init__(self, model: nnx.Module, *, batch_size: int = 64, progress: bool = False):
+        """``progress``: show a bar (images, img/s, ETA) on stderr while embedding."""
         model.eval()
+        self.progress = progress
         self.model = model
         self.graphdef, self.state = nnx.split(model)
         self.batch_size = batch_size
@@ -44,7 +46,7 @@ class Embedder:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, step: int | None = None, dtype=jnp.float32,
-                        batch_size: int = 64) -> Embedder:
+                        batch_size: int = 64, progress: bool = False) -> Embedder:
         """Rebuild the backbone recorded in a jsphere checkpoint (trained or converted) and load its weights."""
         weights = checkpoint.load_weights(path, step)
         spec = weights.meta.get("model")
@@ -52,14 +54,19 @@ class Embedder:
             raise ValueError(f"{path}: the checkpoint metadata does not say which model it holds (no 'model.name')")
         model = models.build(spec["name"], embed_dim=int(spec["embed_dim"]), dtype=dtype, **spec.get("kwargs", {}))
         models.load_pure_state(model, weights.backbone, source=f"checkpoint {path} (step {weights.step})")
-        embedder = cls(model, batch_size=batch_size)
+        embedder = cls(model, batch_size=batch_size, progress=progress)
         embedder.step = weights.step
         return embedder
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(_forward(self.graphdef, self.state, jnp.asarray(x)))
 
-    def embed(self, images: np.ndarray, *, flip: str = "sum", batch_size: int | None = None) -> np.ndarray:
+    def embed(self, images: np.ndarray, *, flip: str = "sum", batch_size: int | None = None,
+              label: str = "embedded", progress: bool | None = None) -> np.ndarray:
+        """Embeddings [N, D] of uint8 or [-1, 1] float images [N, 112, 112, 3]; ``flip='sum'`` adds the mirror's.
+
+        ``progress`` (default: the embedder's setting) shows a bar labelled ``label``.
+        """
         if flip not in FLIPS:
             raise ValueError(f"flip must be one of {FLIPS}, got {flip!r}")
         images = np.asarray(images)
@@ -67,13 +74,16 @@ class Embedder:
             raise ValueError(f"expected images of shape [N, 112, 112, 3], got {images.shape}")
         bs = batch_size or self.batch_size
         out = np.empty((len(images), self.embed_dim), np.float32)
-        for start in range(0, len(images), bs):
-            chunk = _normalise(images[start:start + bs])
-            n = len(chunk)
-            if n < bs:
-                chunk = np.concatenate([chunk, np.zeros((bs - n,) + chunk.shape[1:], np.float32)])
-            feats = self._run(chunk)
-            if flip == "sum":
-                feats = feats + self._run(chunk[:, :, ::-1])
-            out[start:start + n] = feats[:n]
+        show = self.progress if progress is None else progress
+        with observe.ImageProgress(len(images), label, enabled=show) as bar:
+            for start in range(0, len(images), bs):
+                chunk = _normalise(images[start:start + bs])
+                n = len(chunk)
+                if n < bs:
+                    chunk = np.concatenate([chunk, np.zeros((bs - n,) + chunk.shape[1:], np.float32)])
+                feats = self._run(chunk)
+                if flip == "sum":
+                    feats = feats + self._run(chunk[:, :, ::-1])
+                out[start:start + n] = feats[:n]
+                bar.advance(n)
         return out

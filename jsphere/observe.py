@@ -59,37 +59,70 @@ class MetricWriter:
             self._file = self._tb = None
 
 
-class ProgressBar:
-    """A one-line console bar: step, loss, lr, img/s and ETA, redrawn at most every ``interval`` seconds."""
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(max(seconds, 0))) if math.isfinite(seconds) else "--:--:--"
 
-    def __init__(self, total_steps: int, *, enabled: bool = True, stream=None, interval: float = 0.5):
-        self.total = total_steps
+
+class ProgressBar:
+    """A one-line console bar, redrawn at most every ``interval`` seconds on a terminal; elsewhere (a log file)
+    a line is written when forced and at most every ``log_interval`` seconds."""
+
+    def __init__(self, total: int, *, enabled: bool = True, stream=None, interval: float = 0.5,
+                 log_interval: float = 30.0):
+        self.total = total
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.interval = interval
-        self._last_draw = 0.0
+        self.log_interval = log_interval
+        self._last_draw = self._last_line = time.monotonic()
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
-    def update(self, step: int, *, loss: float, lr: float, img_per_s: float, eta_s: float, force: bool = False):
+    def show(self, done: int, details: str, *, force: bool = False) -> None:
+        """Draw ``[###...] done/total details``."""
         if not self.enabled:
             return
         now = time.monotonic()
         if not force and now - self._last_draw < self.interval:
             return
         self._last_draw = now
-        frac = step / max(self.total, 1)
         width = 24
-        filled = int(width * frac)
-        eta = time.strftime("%H:%M:%S", time.gmtime(max(eta_s, 0))) if math.isfinite(eta_s) else "--:--:--"
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {step}/{self.total} loss {loss:.4f} lr {lr:.2e} "
-                f"{img_per_s:,.0f} img/s ETA {eta}")
+        filled = int(width * done / max(self.total, 1))
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,} {details}"
         if self._tty:
             self.stream.write("\r" + line)
-        elif force:
+        elif force or now - self._last_line >= self.log_interval:
+            self._last_line = now
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def update(self, step: int, *, loss: float, lr: float, img_per_s: float, eta_s: float, force: bool = False):
+        """The training bar: step, loss, lr, img/s and ETA."""
+        self.show(step, f"loss {loss:.4f} lr {lr:.2e} {img_per_s:,.0f} img/s ETA {_clock(eta_s)}", force=force)
 
     def close(self) -> None:
         if self.enabled and self._tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class ImageProgress:
+    """Progress of a long embedding job: images done, img/s and ETA, with a label (``with`` closes the bar)."""
+
+    def __init__(self, total: int, label: str, *, enabled: bool = True, stream=None):
+        self.label = label
+        self.done = 0
+        self.start = time.perf_counter()
+        self.bar = ProgressBar(total, enabled=enabled and total > 0, stream=stream)
+
+    def advance(self, images: int) -> None:
+        self.done += images
+        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+        eta = (self.bar.total - self.done) / rate if rate > 0 else math.inf
+        self.bar.show(self.done, f"images {self.label}: {rate:,.1f} img/s ETA {_clock(eta)}",
+                      force=self.done >= self.bar.total)
+
+    def __enter__(self) -> ImageProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jsphere import observe
 from jsphere.data.align import align_face
 from jsphere.data.decode import decode_image
 from jsphere.data.ijb import IJBMeta, read_ijb_meta
@@ -26,10 +27,13 @@ def ijb_image_features(embedder, set_cfg, eval_cfg, chunk: int = 2048) -> tuple[
     name = set_cfg.get("ijb") or set_cfg["name"].lower().replace("-", "")
     meta = read_ijb_meta(Path(set_cfg["path"]), name)
     feats = np.empty((len(meta.images), embedder.embed_dim), np.float32)
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    bar = observe.ImageProgress(len(meta.images), f"of {name} read, aligned and embedded",
+                                enabled=getattr(embedder, "progress", False))
+    with ThreadPoolExecutor(max_workers=4) as pool, bar:
         for start in range(0, len(meta.images), chunk):
             idx = range(start, min(start + chunk, len(meta.images)))
             batch = np.stack(list(pool.map(lambda i: _aligned(meta, i), idx)))
             feats[start:start + len(batch)] = embedder.embed(batch, flip=eval_cfg.get("flip", "sum"),
-                                                             batch_size=eval_cfg.get("batch_size"))
+                                                             batch_size=eval_cfg.get("batch_size"), progress=False)
+            bar.advance(len(batch))
     return meta, feats
