@@ -18,6 +18,7 @@ import numpy as np
 from jsphere import cli
 from jsphere.data.align import align_face
 from jsphere.data.decode import check_aligned, decode_image
+from jsphere.data.listfile import read_lines, resolve
 from jsphere.data.sources import IMAGE_SUFFIXES
 
 PROG = "jsphere.embed"
@@ -29,14 +30,7 @@ def list_inputs(path: Path) -> list[str]:
         if not files:
             raise FileNotFoundError(f"{path}: no images ({'/'.join(IMAGE_SUFFIXES)}) below this folder")
         return files
-    out = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            p = Path(line.split()[0])
-            out.append(str(p if p.is_absolute() else path.parent / p))
-    if not out:
-        raise ValueError(f"{path}: the list file is empty")
-    return out
+    return [resolve(path.parent, line.fields[0]) for line in read_lines(path, "image list")]
 
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
@@ -54,13 +48,11 @@ def read_landmarks(path: Path, files: list[str] | None, count: int) -> np.ndarra
         lm = lm.reshape(-1, 5, 2)
     else:
         table = {}
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 11:
-                raise ValueError(f"{path}:{number}: expected 'path x1 y1 ... x5 y5', got {line.strip()!r}")
-            table[fields[0]] = np.asarray(fields[1:], np.float64).reshape(5, 2)
+        for line in read_lines(path, "landmark file"):
+            try:
+                table[line.fields[0]] = np.asarray(line.fields[1:], np.float64).reshape(5, 2)
+            except ValueError:
+                raise line.error("'path x1 y1 ... x5 y5' (ten numbers)") from None
         if files is None:
             raise ValueError(f"{path}: a text landmark file needs image paths as input, not a .npy")
         lm = []

@@ -41,7 +41,8 @@ def _pairs_rows(embedder: Embedder, set_cfg, eval_cfg) -> tuple[dict[str, float]
     pair_set = load_pair_set(set_cfg)
     feats = embedder.embed(pair_set.images, flip=eval_cfg.get("flip", "sum"), batch_size=eval_cfg.get("batch_size"),
                            label=f"of {set_cfg['name']} embedded (step {embedder.step})")
-    values = pair_metrics(feats, pair_set.pairs, pair_set.labels, tuple(eval_cfg.get("fprs", OPENSPHERE_FPRS)))
+    values = pair_metrics(feats, pair_set.pairs, pair_set.labels, tuple(eval_cfg.get("fprs", OPENSPHERE_FPRS)),
+                          folds=pair_set.folds)
     unit = l2_normalize(feats)
     scores = np.sum(unit[pair_set.pairs[:, 0]] * unit[pair_set.pairs[:, 1]], axis=1)
     fpr, tpr, _ = skmetrics.roc_curve(pair_set.labels, scores)

@@ -14,6 +14,19 @@ PAIR_SETS = {
     "cplfw": dict(name="CP-LFW", type="pairs", path="data/val/cplfw_ann.txt", data_dir="data/val"),
     "combined": dict(name="Combined", type="pairs", path="data/val/combined_ann.txt", data_dir="data/val"),
 }
+# The same sets in the forms their authors (or insightface) publish them: ``configs/test/<set>.py:<form>``.
+PUBLISHED_SETS = {
+    "lfw": {"pairs": dict(name="LFW", type="pairs", format="lfw", path="data/val/lfw/pairs.txt",
+                          data_dir="data/val/lfw"),
+            "bin": dict(name="LFW", type="bin", path="data/val/lfw.bin")},
+    "calfw": {"pairs": dict(name="CA-LFW", type="pairs", format="xlfw", path="data/val/calfw/pairs_CALFW.txt",
+                            data_dir="data/val/calfw/images"),
+              "bin": dict(name="CA-LFW", type="bin", path="data/val/calfw.bin")},
+    "cplfw": {"pairs": dict(name="CP-LFW", type="pairs", format="xlfw", path="data/val/cplfw/pairs_CPLFW.txt",
+                            data_dir="data/val/cplfw/images"),
+              "bin": dict(name="CP-LFW", type="bin", path="data/val/cplfw.bin")},
+    "agedb": {"bin": dict(name="AgeDB-30", type="bin", path="data/val/agedb_30.bin")},
+}
 IJB_SETS = {
     "ijbb": dict(name="IJB-B", type="ijb", ijb="ijbb", path="data/test/IJB-B", pooling="opensphere_v1"),
     "ijbc": dict(name="IJB-C", type="ijb", ijb="ijbc", path="data/test/IJB-C", pooling="opensphere_v1"),
@@ -29,3 +42,13 @@ def eval_config(*sets: dict, batch_size: int = 256) -> ml_collections.ConfigDict
     c.eval.flip = "sum"
     c.eval.fprs = FPRS
     return c
+
+
+def pair_set_config(key: str, form: str | None) -> ml_collections.ConfigDict:
+    """The eval config of set ``key`` in ``form``: None / 'opensphere' (OpenSphere's pair list) or a published
+    form of ``PUBLISHED_SETS`` ('pairs': the authors' pair file, 'bin': insightface's .bin)."""
+    forms = {"opensphere": PAIR_SETS[key], **PUBLISHED_SETS.get(key, {})}
+    form = form or "opensphere"
+    if form not in forms:
+        raise ValueError(f"configs/test/{key}.py:{form}: the forms of this set are {', '.join(forms)}")
+    return eval_config(forms[form])

@@ -1,7 +1,12 @@
-"""OpenSphere test config lfw: pair verification, both protocols."""
+"""Test config lfw: pair verification, both protocols: ``configs/test/lfw.py[:opensphere|pairs|bin]``.
 
-from configs.test.common import PAIR_SETS, eval_config
+Default: OpenSphere's pair list. ``:pairs`` reads the pair file as its authors publish it (LFW's ``pairs.txt``
+with its own 10 folds; CALFW/CPLFW's two-lines-per-pair files), ``:bin`` insightface's ``.bin``. Paths are in
+``configs/test/common.py``.
+"""
+
+from configs.test.common import pair_set_config
 
 
 def get_config(arg=None):
-    return eval_config(PAIR_SETS["lfw"])
+    return pair_set_config("lfw", arg)

@@ -7,24 +7,26 @@ Every source also has ``num_classes``, ``class_names``, ``labels`` (an int array
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from jsphere.data.listfile import ListFormatError, read_lines, resolve
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 FORMATS = ("auto", "list_v1", "list_v2", "folder", "recordio", "arrayrecord", "tfds")
-
-
-class ListFormatError(ValueError):
-    """A malformed line in a list file (the message names the file and line)."""
+__all__ = ["FORMATS", "IMAGE_SUFFIXES", "FileSource", "ListFormatError", "open_source", "read_folder", "read_list"]
 
 
 class FileSource:
-    """Images stored as files; labels from identity names sorted lexicographically (OpenSphere's rule)."""
+    """Images stored as files. Class indices follow the identities in sorted order: names sorted as strings
+    (OpenSphere's rule), integer labels (``numeric``) sorted as numbers, so labels 0..C-1 keep their value."""
 
-    def __init__(self, paths: Sequence[str], identities: Sequence[str], origins: Sequence[str]):
-        self.class_names = sorted(set(identities))
+    def __init__(self, paths: Sequence[str], identities: Sequence[str], origins: Sequence[str],
+                 numeric: bool = False):
+        self.class_names = sorted(set(identities), key=int if numeric else None)
         index = {name: i for i, name in enumerate(self.class_names)}
         self.paths = list(paths)
         self.labels = np.asarray([index[name] for name in identities], np.int64)
@@ -50,33 +52,41 @@ class FileSource:
 
 def read_list(path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
               version: str = "auto") -> FileSource:
-    """An OpenSphere list file: v1 lines ``relative/path identity``, v2 lines ``relative/path``
-    (identity = parent folder). Paths are relative to ``data_dir`` (default: the list's folder)."""
+    """An OpenSphere list file: v1 lines ``relative/path identity``, v2 lines ``relative/path`` (identity = the
+    parent folder). Paths are relative to ``data_dir`` (default: the list's folder).
+
+    ``auto`` takes the form most lines have, so a line missing its label is named, whichever it is. The
+    identities of a v1 list are integer labels if the first entry's is an integer (then every label must be
+    one) and names otherwise.
+    """
     path = Path(path)
     root = Path(data_dir) if data_dir else path.parent
-    paths, identities, origins = [], [], []
-    with open(path, encoding="utf-8") as f:
-        for number, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            fields = line.split()
-            if version == "auto":
-                version = "v1" if len(fields) == 2 else "v2" if len(fields) == 1 else "bad"
-            expected = 2 if version == "v1" else 1
-            if len(fields) != expected:
-                form = "'relative/path identity'" if version == "v1" else "'relative/path'"
-                raise ListFormatError(f"{path}:{number}: expected {form} (list format {version}), got {line!r}")
-            rel = fields[0]
-            paths.append(str(root / rel))
-            identities.append(fields[1] if version == "v1" else os.path.dirname(rel))
-            origins.append(f"{path}:{number}")
-    if not paths:
-        raise ListFormatError(f"{path}: the list file has no entries")
-    if version == "v2" and any(not name for name in identities):
-        bad = identities.index("")
-        raise ListFormatError(f"{origins[bad]}: v2 list paths need an identity folder, got {paths[bad]!r}")
-    return FileSource(paths, identities, origins)
+    lines = read_lines(path, "training list")
+    counts = Counter(len(line.fields) for line in lines)
+    if version == "auto":
+        version = "v1" if counts[2] >= counts[1] else "v2"
+    width = 2 if version == "v1" else 1
+    form = "'relative/path identity'" if version == "v1" else "'relative/path'"
+    for line in lines:
+        if len(line.fields) != width:
+            raise line.error(f"{form}: a {version} list ({counts[width]} of its {len(lines)} lines have that form)")
+    paths = [resolve(root, line.fields[0]) for line in lines]
+    origins = [line.where for line in lines]
+    if version == "v2":
+        identities = [os.path.dirname(line.fields[0]) for line in lines]
+        if "" in identities:
+            bad = lines[identities.index("")]
+            raise ListFormatError(f"{bad.where}: v2 list paths need an identity folder, got {bad.fields[0]!r}")
+        return FileSource(paths, identities, origins)
+    identities = [line.fields[1] for line in lines]
+    numeric = identities[0].isdigit()
+    for line, identity in zip(lines, identities, strict=True):
+        if identity.isdigit() != numeric:
+            first = f"{lines[0].where} has the integer label {identities[0]!r}" if numeric else \
+                f"{lines[0].where} has the identity name {identities[0]!r}"
+            raise ListFormatError(f"{line.where}: label {identity!r} is {'not ' if numeric else ''}an integer but "
+                                  f"{first}: a list's labels are all integers or all identity names")
+    return FileSource(paths, identities, origins, numeric=numeric)
 
 
 def read_folder(root: str | os.PathLike) -> FileSource:
@@ -109,15 +119,7 @@ def detect_format(spec: str) -> str:
         return "arrayrecord"
     if path.is_dir():
         return "folder"
-    return "list_v1" if _first_fields(path) == 2 else "list_v2"
-
-
-def _first_fields(path: Path) -> int:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                return len(line.split())
-    raise ListFormatError(f"{path}: the list file is empty")
+    return "list"
 
 
 def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = None, fmt: str = "auto"):
@@ -128,8 +130,8 @@ def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = No
         raise ValueError(f"data format {fmt!r} is not one of {FORMATS}")
     if fmt == "auto":
         fmt = detect_format(spec)
-    if fmt in ("list_v1", "list_v2"):
-        return read_list(spec, data_dir, version=fmt[-2:])
+    if fmt in ("list", "list_v1", "list_v2"):
+        return read_list(spec, data_dir, version="auto" if fmt == "list" else fmt[-2:])
     if fmt == "folder":
         return read_folder(spec)
     if fmt == "recordio":

@@ -5,8 +5,8 @@
   EER = root of 1 - x - ROC(x) with the ROC linearly interpolated, AUC, TPR@FPR by linear interpolation.
   All x 100.
 * ``kfold_accuracy`` (insightface / LFW standard protocol): squared L2 distance of L2-normalised embeddings,
-  10 contiguous folds, the threshold (grid 0 ... 3.99 step 0.01, first maximum) chosen on the other 9 folds,
-  mean and std of the 10 held-out accuracies.
+  10 contiguous folds (or the folds the pair file defines, as LFW's pairs.txt does), the threshold (grid
+  0 ... 3.99 step 0.01, first maximum) chosen on the other 9 folds, mean and std of the 10 held-out accuracies.
 """
 
 from __future__ import annotations
@@ -51,18 +51,29 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def kfold_accuracy(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, nfolds: int = 10) -> dict[str, float]:
-    """insightface's 10-fold accuracy: ``acc_mean``, ``acc_std`` (x 100) and the mean chosen threshold."""
+def kfold_accuracy(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, nfolds: int = 10,
+                   folds: np.ndarray | None = None) -> dict[str, float]:
+    """insightface's 10-fold accuracy: ``acc_mean``, ``acc_std`` (x 100) and the mean chosen threshold.
+
+    ``folds`` (the fold index of each pair) replaces the ``nfolds`` contiguous folds.
+    """
     emb1, emb2 = l2_normalize(np.asarray(emb1, np.float64)), l2_normalize(np.asarray(emb2, np.float64))
     issame = np.asarray(issame, bool)
-    if len(issame) < nfolds:
-        raise ValueError(f"{len(issame)} pairs cannot be split into {nfolds} folds")
+    if folds is None:
+        if len(issame) < nfolds:
+            raise ValueError(f"{len(issame)} pairs cannot be split into {nfolds} folds")
+        splits = list(KFold(n_splits=nfolds, shuffle=False).split(issame))
+    else:
+        folds = np.asarray(folds)
+        if folds.shape != issame.shape or len(np.unique(folds)) < 2:
+            raise ValueError(f"folds {folds.shape} must give each of the {len(issame)} pairs one of >= 2 folds")
+        splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in np.unique(folds)]
     dist = np.sum(np.square(emb1 - emb2), axis=1)
     thresholds = np.arange(0, 4, 0.01)
     predictions = dist[None, :] < thresholds[:, None]  # [T, P]
     correct = predictions == issame[None, :]
     accs, chosen = [], []
-    for train, test in KFold(n_splits=nfolds, shuffle=False).split(dist):
+    for train, test in splits:
         best = int(np.argmax(correct[:, train].mean(axis=1)))
         chosen.append(thresholds[best])
         accs.append(correct[best, test].mean())

@@ -72,6 +72,35 @@ def test_malformed_list_line_names_file_and_line(tmp_path):
         sources.read_list(tmp_path / "list.txt")
 
 
+def test_a_first_line_missing_its_label_is_named_as_line_one(tmp_path):
+    (tmp_path / "list.txt").write_text("a/1.jpg\n\na/2.jpg a\nb/1.jpg b\n")
+    with pytest.raises(sources.ListFormatError, match="list.txt:1: expected 'relative/path identity': a v1 list"):
+        sources.read_list(tmp_path / "list.txt")
+
+
+def test_a_non_integer_label_in_an_integer_labelled_list_names_file_and_line(tmp_path):
+    (tmp_path / "list.txt").write_text("a/1.jpg 0\n# a comment\na/2.jpg 0\nb/1.jpg 3x\n")
+    with pytest.raises(sources.ListFormatError, match="list.txt:4: label '3x' is not an integer but .*list.txt:1 "
+                                                      "has the integer label '0'"):
+        sources.read_list(tmp_path / "list.txt")
+    (tmp_path / "names.txt").write_text("a/1.jpg alice\nb/1.jpg 7\n")
+    with pytest.raises(sources.ListFormatError, match="names.txt:2: label '7' is an integer but .* identity name"):
+        sources.read_list(tmp_path / "names.txt")
+
+
+def test_integer_labels_keep_their_numeric_order_and_names_sort_as_strings(tmp_path):
+    (tmp_path / "ints.txt").write_text("".join(f"x/{i}.jpg {label}\n" for i, label in enumerate((10, 2, 0, 1))))
+    assert sources.read_list(tmp_path / "ints.txt").labels.tolist() == [3, 2, 0, 1]
+    (tmp_path / "names.txt").write_text("x/0.jpg n10\nx/1.jpg n2\nx/2.jpg n0\n")
+    assert sources.read_list(tmp_path / "names.txt").labels.tolist() == [1, 2, 0]
+
+
+def test_a_binary_file_given_as_a_list_is_named(tmp_path):
+    (tmp_path / "list.txt").write_bytes(b"a/1.jpg a\n\xff\xfe\x00binary")
+    with pytest.raises(sources.ListFormatError, match="list.txt:2: not UTF-8 text"):
+        sources.read_list(tmp_path / "list.txt")
+
+
 def test_missing_image_and_empty_identity_are_named(tmp_path):
     (tmp_path / "list.txt").write_text("a/1.jpg a\n")
     src = sources.read_list(tmp_path / "list.txt")
