@@ -7,12 +7,12 @@ generates in a temporary folder.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from jsphere import cli
 
 
 def throughput(cfg: dict, batch: int, batches: int) -> float:
@@ -32,7 +32,7 @@ def throughput(cfg: dict, batch: int, batches: int) -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog="benchmarks.data", description=__doc__)
     p.add_argument("--images", type=int, default=4000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -65,4 +65,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run("benchmarks.data", main)

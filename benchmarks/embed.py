@@ -6,11 +6,10 @@ Inference throughput (eval mode, no flip) of jsphere's jitted forward and of the
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 from benchmarks.common import machine, setup_threads, timed
+from jsphere import cli
 
 
 def jsphere_embed(arch: str, batch: int, steps: int) -> float:
@@ -51,7 +50,7 @@ def torch_embed(arch: str, batch: int, steps: int, device: str) -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog="benchmarks.embed", description=__doc__)
     p.add_argument("--archs", nargs="+", default=["iresnet50", "sfnet20"])
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=10)
@@ -69,4 +68,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run("benchmarks.embed", main)

@@ -9,11 +9,10 @@ the measured bf16 matmul peak) and peak memory, with PyTorch AMP (bf16 autocast)
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 from benchmarks.common import machine, setup_threads, timed
+from jsphere import cli
 
 HEAD_HPARAMS = {"sphereface2": dict(magn_type="C", alpha=0.7, r=40.0, m=0.4, t=3.0, lw=10.0),
                 "arcface": dict(s=64.0, m=0.5), "cosface": dict(s=64.0, m=0.35), "sphereface": dict(s=30.0, m=1.5)}
@@ -102,7 +101,7 @@ def matmul_peak_flops() -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog="benchmarks.train_step", description=__doc__)
     p.add_argument("--arch", default="sfnet20_deprecated")
     p.add_argument("--head", default="sphereface2", choices=sorted(HEAD_HPARAMS))
     p.add_argument("--batch", type=int, default=32)
@@ -137,4 +136,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run("benchmarks.train_step", main)

@@ -1,21 +1,26 @@
-"""``python -m converters.check --arch ARCH --pth FILE [--images PATH] [--pairs LIST --data-dir DIR]``
+"""``python -m converters.check --pth FILE [--arch auto|ARCH] [--model-kwargs JSON] [--images PATH]
+[--pairs LIST --data-dir DIR]``
 
-Loads the file into our PyTorch reference definition of ARCH and into the converted jsphere model, runs both
-on the same images (given ones, or rendered synthetic faces), and prints max |Δ| and min cosine of the
-embeddings — and, with a pair list, both frameworks' verification accuracy side by side. A low cosine means
-the architecture is wrong even if the keys fit (``sfnet*`` vs ``sfnet*_deprecated``).
+Loads the file into our PyTorch reference definition of the model (read from the file, or ``--arch``) and into the
+converted jsphere model, runs both on the same images (given ones, or rendered synthetic faces) with a progress
+bar, and prints max |Δ| and min cosine of the embeddings — and, with a pair list, both frameworks' verification
+accuracy side by side. A low cosine means the architecture is wrong even if the keys fit. When the keys fit two
+models (``sfnet*`` vs ``sfnet*_deprecated``) the other one is embedded too and compared: with ``--pairs``, the
+higher verification accuracy names the right one.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import replace
 
 import numpy as np
 
-from converters import import_torch, layouts, pth, torch_models
+from converters import import_torch, infer, layouts, pth, torch_models
+from jsphere import cli, observe
 
 AGREE_COSINE = 0.9999
+BATCH = 16
 
 
 def synthetic_faces(count: int = 16, seed: int = 0) -> np.ndarray:
@@ -25,107 +30,117 @@ def synthetic_faces(count: int = 16, seed: int = 0) -> np.ndarray:
     return np.stack([render(Identity.sample(rng), rng) for _ in range(count)])
 
 
-def compare(arch: str, file: str, images: np.ndarray, embed_dim: int | None = None) -> dict:
-    """Embeddings of both frameworks (no flip) and their agreement."""
+def _torch_embed(reference, images: np.ndarray, label: str, progress: bool) -> np.ndarray:
+    import torch
+
+    out = []
+    with observe.ImageProgress(len(images), label, enabled=progress) as bar, torch.no_grad():
+        for start in range(0, len(images), BATCH):
+            chunk = images[start:start + BATCH].astype(np.float32)
+            x = torch.from_numpy(((chunk - 127.5) / 127.5).transpose(0, 3, 1, 2).copy())
+            out.append(reference(x).numpy())
+            bar.advance(len(chunk))
+    return np.concatenate(out)
+
+
+def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    cos = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(cos.min())
+
+
+def compare(found: infer.Found, state_dict: dict, file: str, images: np.ndarray, *, progress: bool = False) -> dict:
+    """Embeddings of both frameworks (no flip) for the model ``found`` and their agreement."""
     import torch
 
     from jsphere import models
     from jsphere.inference import Embedder
 
-    state_dict, _, layout = layouts.split_checkpoint(pth.load(file), file)
-    dim = embed_dim or import_torch.embed_dim_of(state_dict)
-    kwargs = import_torch.model_kwargs(arch, state_dict, layout)
-    pure = import_torch.backbone_to_pure(arch, state_dict, dim, kwargs, file)
-    model = models.build(arch, embed_dim=dim, **kwargs)
+    pure = import_torch.backbone_to_pure(found.arch, state_dict, found.embed_dim, found.kwargs, file)
+    model = models.build(found.arch, embed_dim=found.embed_dim, **found.kwargs)
     models.load_pure_state(model, pure, source=file)
-    ours = Embedder(model, batch_size=16).embed(images, flip="none")
-    reference = torch_models.build(arch, dim, **kwargs)
-    reference.load_state_dict(
-        {
-            k: torch.from_numpy(np.asarray(v, np.float32).copy())
-            if np.asarray(v).dtype.kind == "f"
-            else torch.from_numpy(np.asarray(v))
-            for k, v in state_dict.items()
-        }
-    )
-    reference.eval()
-    x = torch.from_numpy(((images.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).copy())
-    with torch.no_grad():
-        theirs = reference(x).numpy()
-    cos = np.sum(ours * theirs, 1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
-    return {
-        "jsphere": ours,
-        "torch": theirs,
-        "max_abs_diff": float(np.max(np.abs(ours - theirs))),
-        "min_cosine": float(np.min(cos)),
-    }
+    ours = Embedder(model, batch_size=BATCH).embed(images, flip="none", label=f"jsphere {found.arch}",
+                                                   progress=progress)
+    reference = torch_models.build(found.arch, found.embed_dim, **found.kwargs)
+    reference.load_state_dict({k: torch.from_numpy(np.array(v, np.float32 if np.asarray(v).dtype.kind == "f"
+                                                            else np.asarray(v).dtype))
+                               for k, v in state_dict.items()})
+    theirs = _torch_embed(reference.eval(), images, f"torch {found.arch}", progress)
+    return {"jsphere": ours, "torch": theirs, "max_abs_diff": float(np.max(np.abs(ours - theirs))),
+            "min_cosine": _min_cosine(ours, theirs)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", required=True, choices=torch_models.names())
-    p.add_argument("--pth", required=True)
-    p.add_argument("--images", default=None, help="folder, list file or .npy of aligned 112x112 images")
-    p.add_argument("--pairs", default=None, help="OpenSphere pair list for side-by-side verification accuracy")
-    p.add_argument("--data-dir", default=None)
-    a = p.parse_args(argv)
+def _load_images(a) -> tuple[np.ndarray, object]:
     if a.pairs:
         from jsphere.data.images import load_images
         from jsphere.data.pairs import read_pair_list
 
         pair_list = read_pair_list(a.pairs, a.data_dir)
-        images = load_images(pair_list.paths)
-    elif a.images:
+        return load_images(pair_list.paths), pair_list
+    if a.images:
         from jsphere.embed import load_inputs
 
-        images = load_inputs(a.images)
+        return load_inputs(a.images), None
+    return synthetic_faces(), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.ArgumentParser(prog="converters.check", description=__doc__)
+    p.add_argument("--pth", required=True)
+    p.add_argument("--arch", default=import_torch.AUTO, choices=[import_torch.AUTO, *torch_models.names()],
+                   metavar="ARCH", help=f"'{import_torch.AUTO}' (default) or one of {', '.join(torch_models.names())}")
+    p.add_argument("--model-kwargs", default="{}", help='JSON keyword arguments of the model, e.g. \'{"scale": 1}\'')
+    p.add_argument("--images", default=None, help="folder, list file or .npy of aligned 112x112 images")
+    p.add_argument("--pairs", default=None, help="OpenSphere pair list for side-by-side verification accuracy")
+    p.add_argument("--data-dir", default=None)
+    a = p.parse_args(argv)
+    state_dict, _, layout = layouts.split_checkpoint(pth.load(a.pth), a.pth)
+    kwargs = import_torch.parse_json_object(a.model_kwargs, "--model-kwargs")
+    fits = infer.infer(state_dict, layout, a.pth) if a.arch == import_torch.AUTO else []
+    if len(fits) > 1:  # the keys cannot tell: check the first, compare with the others below
+        found = replace(fits[0], kwargs={**fits[0].kwargs, **kwargs})
     else:
-        images = synthetic_faces()
-    r = compare(a.arch, a.pth, images)
-    print(
-        f"{a.arch}: {len(images)} images, max |jsphere - torch| = {r['max_abs_diff']:.3e}, "
-        f"min cosine = {r['min_cosine']:.7f}"
-    )
-    if a.pairs:
+        found = import_torch.resolve(state_dict, layout, a.pth, arch=a.arch, kwargs=kwargs)
+    print(f"checking {import_torch.describe(found)}")
+    images, pair_list = _load_images(a)
+    r = compare(found, state_dict, a.pth, images, progress=True)
+    print(f"{found.arch}: {len(images)} images, max |jsphere - torch| = {r['max_abs_diff']:.3e}, "
+          f"min cosine = {r['min_cosine']:.7f}")
+    if pair_list is not None:
         from jsphere.eval.pairs import pair_metrics
 
         for name in ("jsphere", "torch"):
             m = pair_metrics(r[name], pair_list.pairs, pair_list.labels)
             print(f"  {name:<8} ACC {m['ACC']:.3f}  std_acc {m.get('std_acc', float('nan')):.3f}  AUC {m['AUC']:.3f}")
-    state_dict, _, _ = layouts.split_checkpoint(pth.load(a.pth), a.pth)
-    siblings = [n for n in import_torch.suggest_arch(state_dict, import_torch.embed_dim_of(state_dict)) if n != a.arch]
+    siblings = fits[1:] if len(fits) > 1 else [f for f in _safe_infer(state_dict, layout, a.pth)
+                                               if f.arch != found.arch]
     for other in siblings:
-        alt = compare(other, a.pth, images)
-        cos = np.sum(alt["jsphere"] * r["jsphere"], 1) / (
-            np.linalg.norm(alt["jsphere"], axis=1) * np.linalg.norm(r["jsphere"], axis=1)
-        )
-        line = (
-            f"NOTE: the file also fits {other} (same keys), which computes different embeddings "
-            f"(min cosine to {a.arch}: {cos.min():.4f})."
-        )
-        if a.pairs:
+        alt = compare(replace(other, kwargs={**other.kwargs, **kwargs}), state_dict, a.pth, images, progress=True)
+        line = (f"NOTE: the file also fits {other.arch} (same keys), which computes different embeddings "
+                f"(min cosine to {found.arch}: {_min_cosine(alt['jsphere'], r['jsphere']):.4f}).")
+        if pair_list is not None:
             from jsphere.eval.pairs import pair_metrics
 
-            acc = {
-                n: pair_metrics(v, pair_list.pairs, pair_list.labels)["ACC"]
-                for n, v in ((a.arch, r["jsphere"]), (other, alt["jsphere"]))
-            }
-            line += (
-                f" Verification ACC: {a.arch} {acc[a.arch]:.3f}, {other} {acc[other]:.3f} — the higher one is right."
-            )
+            acc = {n: pair_metrics(v, pair_list.pairs, pair_list.labels)["ACC"]
+                   for n, v in ((found.arch, r["jsphere"]), (other.arch, alt["jsphere"]))}
+            line += (f" Verification ACC: {found.arch} {acc[found.arch]:.3f}, {other.arch} {acc[other.arch]:.3f} — "
+                     "the higher one is right.")
         else:
             line += " Give --pairs to see which one verifies faces; OpenSphere v1 VGGFace2 models are *_deprecated."
         print(line, file=sys.stderr)
     if r["min_cosine"] < AGREE_COSINE:
-        print(
-            f"WARNING: the two frameworks disagree (min cosine {r['min_cosine']:.5f} < {AGREE_COSINE}). The keys "
-            f"fit {a.arch}, but the function differs: is it the right architecture? (sfnet* and sfnet*_deprecated "
-            "share keys; OpenSphere v1 VGGFace2 models are *_deprecated)",
-            file=sys.stderr,
-        )
+        print(f"WARNING: the two frameworks disagree (min cosine {r['min_cosine']:.5f} < {AGREE_COSINE}). The keys "
+              f"fit {found.arch}, but the function differs: is it the right architecture? (sfnet* and "
+              "sfnet*_deprecated share keys; OpenSphere v1 VGGFace2 models are *_deprecated)", file=sys.stderr)
         return 2
     return 0
 
 
+def _safe_infer(state_dict: dict, layout: str, where: str) -> list[infer.Found]:
+    try:
+        return infer.infer(state_dict, layout, where)
+    except ValueError:
+        return []
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run("converters.check", main)

@@ -12,15 +12,13 @@ the checkpoint's weights.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from converters import layouts, mapping
-from jsphere import checkpoint, models
+from jsphere import checkpoint, cli, models
 
 
 def torch_state_dicts(ckpt: str, step: int | None = None):
@@ -71,7 +69,7 @@ def export(ckpt: str, layout: str, out: str, step: int | None = None) -> list[Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog="converters.export_torch", description=__doc__)
     p.add_argument("--ckpt", required=True)
     p.add_argument("--layout", required=True, choices=layouts.LAYOUTS)
     p.add_argument("--out", required=True)
@@ -83,4 +81,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run("converters.export_torch", main)

@@ -15,6 +15,7 @@ import collections
 import io
 import os
 import pickle
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -110,15 +111,25 @@ def _load_zip(path: Path) -> Any:
 
 
 def _load_legacy(path: Path) -> Any:
+    with open(path, "rb") as f:
+        if f.read(1) != b"\x80":  # every pickle of protocol >= 2 starts with PROTO
+            raise ValueError(f"{path}: not a torch checkpoint (neither a zip archive nor a pickle); is it the "
+                             "file you meant?")
     try:
         import torch
     except ImportError:
         raise ValueError(f"{path} is a legacy (pre-1.6, non-zip) torch checkpoint; reading it needs torch: "
                          "pip install 'jsphere[torch]', or re-save it with a recent torch") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(f"{path}: torch refused it under weights_only=True: {e}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError or others for refused or broken pickles
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith(("Unsupported", "Trying to load"))),
+                      lines[0] if lines else type(e).__name__)
+        raise UnsafeCheckpointError(f"{path}: torch.load(weights_only=True) refused it ({reason}); only tensors and "
+                                    "plain containers are loaded") from None
     return _to_numpy(obj)
 
 

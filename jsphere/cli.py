@@ -7,7 +7,8 @@ Every command's ``__main__`` goes through :func:`run`::
 
 ``main(argv) -> int`` parses its arguments with :class:`ArgumentParser` (a usage error is one line too) and
 raises on bad input. The exceptions that mean "the input is wrong" (:data:`BAD_INPUT`: ``UserError``,
-``ValueError``, ``KeyError``, ``OSError``...) become one line; anything else is a bug and keeps its traceback.
+``ValueError``, ``KeyError``, ``OSError``, a refused pickle...) become one line; anything else is a bug and
+keeps its traceback.
 ``--debug`` on the command line or ``JSPHERE_DEBUG=1`` in the environment shows the traceback of bad input too.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -28,7 +30,8 @@ class UserError(Exception):
     """Bad input; the message names the file, line, key or value at fault and what to do."""
 
 
-BAD_INPUT: tuple[type[BaseException], ...] = (UserError, ValueError, KeyError, IndexError, OSError, EOFError)
+BAD_INPUT: tuple[type[BaseException], ...] = (UserError, ValueError, KeyError, OSError, EOFError,
+                                              pickle.UnpicklingError)
 
 
 def debug_requested(argv: Sequence[str] | None = None) -> bool:

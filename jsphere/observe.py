@@ -75,7 +75,7 @@ class ProgressBar:
         self.interval = interval
         self.log_interval = log_interval
         self._last_draw = self._last_line = time.monotonic()
-        self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def show(self, done: int, details: str, *, force: bool = False) -> None:
         """Draw ``[###...] done/total details``."""
@@ -88,7 +88,7 @@ class ProgressBar:
         width = 24
         filled = int(width * done / max(self.total, 1))
         line = f"[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,} {details}"
-        if self._tty:
+        if self.tty:
             self.stream.write("\r" + line)
         elif force or now - self._last_line >= self.log_interval:
             self._last_line = now
@@ -100,7 +100,7 @@ class ProgressBar:
         self.show(step, f"loss {loss:.4f} lr {lr:.2e} {img_per_s:,.0f} img/s ETA {_clock(eta_s)}", force=force)
 
     def close(self) -> None:
-        if self.enabled and self._tty:
+        if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()
 
@@ -119,10 +119,13 @@ class ImageProgress:
         rate = self.done / max(time.perf_counter() - self.start, 1e-9)
         eta = (self.bar.total - self.done) / rate if rate > 0 else math.inf
         self.bar.show(self.done, f"images {self.label}: {rate:,.1f} img/s ETA {_clock(eta)}",
-                      force=self.done >= self.bar.total)
+                      force=self.done >= self.bar.total and self.bar.tty)
+
+    def close(self) -> None:
+        self.bar.close()
 
     def __enter__(self) -> ImageProgress:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bar.close()
+        self.close()

@@ -6,25 +6,15 @@ every image decodes to an aligned 112x112 face; unreadable images are left out a
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from jsphere import cli, observe
 from jsphere.data.arrayrecord import encode_record
 from jsphere.data.decode import CorruptImageError, check_aligned, decode_image
 from jsphere.data.sources import FORMATS, open_source
-
-
-def _progress(done: int, total: int, start: float, stream=sys.stderr) -> None:
-    rate = done / max(time.perf_counter() - start, 1e-9)
-    width = 30
-    filled = int(width * done / max(total, 1))
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:,.0f} img/s")
-    stream.flush()
 
 
 def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt: str = "auto",
@@ -38,8 +28,8 @@ def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt:
     n = len(source)
     shards = max(1, -(-n // images_per_shard))
     labels, bad, total_bytes = [], [], 0
-    start = time.perf_counter()
     writer, shard = None, -1
+    bar = observe.ImageProgress(n, "checked and packed", enabled=verbose)
     for i in range(n):
         if len(labels) // images_per_shard != shard or writer is None:
             if writer is not None:
@@ -51,26 +41,30 @@ def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt:
             check_aligned(decode_image(image, what=source.describe(i)), what=source.describe(i))
         except (CorruptImageError, FileNotFoundError) as e:
             bad.append(str(e))
+            bar.advance(1)
             continue
         writer.write(encode_record(image, label))
         labels.append(label)
         total_bytes += len(image)
-        if verbose and (i % 1000 == 0 or i == n - 1):
-            _progress(i + 1, n, start)
+        bar.advance(1)
+    bar.close()
     if writer is not None:
         writer.close()
+    if not labels:
+        for shard_file in out.glob("data-*.array_record"):
+            shard_file.unlink()
+        raise cli.UserError(f"--source {source_spec}: none of its {n} images decodes to an aligned 112x112 face "
+                            f"(first: {bad[0]})")
     np.save(out / "labels.npy", np.asarray(labels, np.int64))
     summary = {"num_images": len(labels), "num_classes": int(source.num_classes),
                "class_names": list(source.class_names), "source": str(source_spec), "bytes": total_bytes,
                "bad_files": bad}
     (out / "meta.json").write_text(json.dumps(summary))
-    if verbose:
-        sys.stderr.write("\n")
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog="jsphere.data.pack", description=__doc__)
     p.add_argument("--source", required=True, help="list file, image folder, train.rec (or its folder)")
     p.add_argument("--data-dir", default=None, help="root of a list file's relative paths")
     p.add_argument("--format", default="auto", choices=FORMATS)
@@ -86,4 +80,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run("jsphere.data.pack", main)

@@ -18,7 +18,6 @@ Written in OpenSphere's v1 layout::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jsphere import cli
 from jsphere.data.decode import encode_jpeg
 
 SIZE = 112
@@ -188,7 +188,7 @@ def generate(out: str | Path, *, identities: int = 300, images_per_identity: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog="jsphere.data.synthetic", description=__doc__)
     p.add_argument("--out", required=True)
     p.add_argument("--identities", type=int, default=300)
     p.add_argument("--images-per-identity", type=int, default=30)
@@ -208,4 +208,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run("jsphere.data.synthetic", main)
