@@ -25,7 +25,7 @@ def jsphere_step(arch, head, batch, classes, dtype, steps):
 
     flags.FLAGS.mark_as_parsed()
     from configs.base import get_base_config
-    from jsphere import parallel, train_state
+    from jsphere import parallel, trainers
 
     c = get_base_config()
     c.model.name, c.model.dtype = arch, {"bf16": "bfloat16", "fp32": "float32"}[dtype]
@@ -33,9 +33,10 @@ def jsphere_step(arch, head, batch, classes, dtype, steps):
     c.head.hparams.update(HEAD_HPARAMS.get(head, {}))
     c.batch_size, c.total_steps, c.num_devices = batch, 10**6, 1
     mesh = parallel.make_mesh(1)
-    setup = train_state.Setup(c, mesh, classes)
-    state = setup.initial_state()
-    step = train_state.make_train_step(setup)
+    trainer = trainers.get(c.trainer)
+    setup = trainers.make_setup(c, mesh, classes)
+    state = trainers.init_state(setup)
+    step = trainers.make_step(setup, trainer.loss)
     rng = np.random.default_rng(0)
     data = parallel.global_batch({"image": rng.uniform(-1, 1, (batch, 112, 112, 3)).astype(np.float32),
                                   "label": rng.integers(0, classes, batch).astype(np.int32)}, mesh)

@@ -63,15 +63,6 @@ def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
     return p, step
 
 
-def has_checkpoint(path: str | os.PathLike) -> bool:
-    """Whether ``path`` (a workdir or checkpoints folder) holds at least one complete checkpoint."""
-    try:
-        _resolve(path, None)
-    except FileNotFoundError:
-        return False
-    return True
-
-
 def list_steps(path: str | os.PathLike) -> list[int]:
     """Steps with a complete checkpoint under ``path`` (workdir or checkpoints folder), ascending."""
     root, _ = _resolve(path, None)
@@ -159,11 +150,10 @@ def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
     weights = _to_numpy(restored[WEIGHTS])
     meta = dict(restored[META])
     head = weights.get("head") or None
-    rows = (meta.get("head") or {}).get("rows")
-    if head and rows:  # a class-sharded head is saved padded to a multiple of the device count
-        padded = head["params"]["w"].shape[0]
-        head["params"] = {k: (v[:rows] if np.ndim(v) and np.shape(v)[0] == padded else v)
-                          for k, v in head["params"].items()}
+    if head:
+        from jsphere.heads.sharded import unpad_saved
+
+        head = {**head, "params": unpad_saved(head["params"], meta.get("head") or {})}
     return Weights(step=step, meta=meta, backbone=weights["backbone"], head=head)
 
 
@@ -202,19 +192,25 @@ class TrainCheckpointer:
     """Training checkpoints of a workdir: weights + optimizer/RNG state + data iterator + metadata.
 
     Saves are asynchronous and atomic (orbax writes to a temporary folder and renames it when complete), so a
-    kill at any moment leaves the previous checkpoint usable. The last ``keep`` checkpoints are kept, plus
-    every step in ``save_steps`` (OpenSphere's ``save_iters``). Multi-process: every process calls ``save``
-    and ``restore``; orbax writes each process's shards and process 0 the metadata.
+    kill at any moment leaves the previous checkpoint usable. When to save is orbax's decision policy: every
+    ``every_steps``, at each of ``save_steps`` (OpenSphere's ``save_iters``), at ``final_step``, and when the
+    job is preempted (several processes: JAX's preemption service, see ``reached_preemption``). The last
+    ``keep`` checkpoints are kept, plus every step in ``save_steps``. Multi-process: every process calls
+    ``save`` and ``restore``; orbax writes each process's shards and process 0 the metadata.
     """
 
-    def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, save_steps: tuple[int, ...] = (),
-                 async_save: bool = True, with_data: bool = True):
+    def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, every_steps: int = 0,
+                 save_steps: tuple[int, ...] = (), final_step: int | None = None, async_save: bool = True,
+                 with_data: bool = True):
         from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+        from orbax.checkpoint.checkpoint_managers import save_decision_policy as sdp
 
         self.root = Path(workdir).expanduser().resolve() / CHECKPOINTS
-        policies = [pp.LatestN(keep)]
-        if save_steps:
-            policies.append(pp.CustomSteps(list(save_steps)))
+        keep_policies = [pp.LatestN(keep)] + ([pp.CustomSteps(list(save_steps))] if save_steps else [])
+        save_policies = [sdp.PreemptionCheckpointingPolicy(),
+                         sdp.SpecificStepsPolicy(set(save_steps) | ({final_step} if final_step else set()))]
+        if every_steps:
+            save_policies.append(sdp.FixedIntervalPolicy(every_steps))
         self.with_data = with_data
         items = (WEIGHTS, TRAIN, META) + ((DATA,) if with_data else ())
         self._handlers = {}
@@ -228,10 +224,20 @@ class TrainCheckpointer:
             item_handlers=self._handlers or None,
             options=ocp.CheckpointManagerOptions(
                 enable_async_checkpointing=async_save,
-                preservation_policy=pp.AnyPreservationPolicy(policies),
+                preservation_policy=pp.AnyPreservationPolicy(keep_policies),
+                save_decision_policy=sdp.AnySavePolicy(save_policies),
                 cleanup_tmp_directories=True,
             ),
         )
+
+    def should_save(self, step: int) -> bool:
+        """Whether the policy saves ``step`` (an interval step, a listed step, the last one, a preemption)."""
+        return self._manager.should_save(int(step))
+
+    def reached_preemption(self, step: int) -> bool:
+        """True on every process at the same step once any process of a multi-process job got SIGTERM (JAX's
+        preemption service agrees on the step without a collective per step); False in a single process."""
+        return self._manager.reached_preemption(int(step))
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -323,14 +329,6 @@ class TrainCheckpointer:
 
             multihost_utils.sync_global_devices("jsphere_checkpoints_set_aside")
         self._manager.reload()
-
-    def read_train(self, step: int) -> dict:
-        """The non-weight training state of ``step`` (optimizer, RNG, SimPLE's EMA and bank) on this host."""
-        handlers = {TRAIN: ocp.StandardCheckpointHandler()}
-        with _reading_some_items(), ocp.CheckpointManager(self.root, item_names=(TRAIN,), item_handlers=handlers) as m:
-            target = _host_target(m.item_metadata(step)[TRAIN])
-            restored = m.restore(step, args=ocp.args.Composite(**{TRAIN: ocp.args.StandardRestore(target)}))
-        return _to_numpy(restored[TRAIN])
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -13,9 +13,8 @@ from pathlib import Path
 import ml_collections
 
 from jsphere import heads, models, optim
-from jsphere.train_state import DTYPES
+from jsphere.trainers import DTYPES, TRAINERS
 
-TRAINERS = ("proxy", "simple")
 SAMPLERS = ("shuffle", "grouped")
 ON_CORRUPT = ("raise", "skip")
 
@@ -85,7 +84,7 @@ def check_values(config: ml_collections.ConfigDict) -> None:
              f"is unknown; valid: {', '.join(models.names())}")
     _require(config.model.dtype in DTYPES, "model.dtype", config.model.dtype, f"is not one of {tuple(DTYPES)}")
     _number(config, "model.embed_dim", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
-    _require(config.trainer in TRAINERS, "trainer", config.trainer, f"is not one of {TRAINERS}")
+    _require(config.trainer in TRAINERS, "trainer", config.trainer, f"is not one of {tuple(TRAINERS)}")
     heads.build(config.head.name, **config.head.hparams.to_dict())  # unknown head / hyper-parameter / value
     if (config.trainer == "simple") != (config.head.name == "simple"):
         raise ValueError(f"config.trainer={config.trainer!r} with config.head.name={config.head.name!r}: the SimPLE "

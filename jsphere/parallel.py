@@ -8,11 +8,11 @@ auto-detection by JAX).
 
 from __future__ import annotations
 
-import logging
 import os
 
 import jax
 import numpy as np
+from absl import logging
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -105,5 +105,6 @@ def global_batch(local: dict[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[
 def describe(mesh: jax.sharding.Mesh) -> str:
     """One line naming the processes and devices the job runs on."""
     kinds = sorted({d.device_kind for d in jax.devices()})
-    return (f"process {jax.process_index()}/{jax.process_count()}, {jax.local_device_count()} local / "
+    return (f"JAX {jax.__version__}, process {jax.process_index()}/{jax.process_count()}, "
+            f"{jax.local_device_count()} local / "
             f"{jax.device_count()} global devices ({', '.join(kinds)}), mesh {dict(mesh.shape)}")

@@ -34,8 +34,8 @@ def _close(a, b):
                                   "subcenter_arcface"])
 def test_sample_rate_one_equals_the_dense_head(mesh, name):
     head = heads.build(name)
-    sharded = ShardedHead(head, mesh, C)
-    params, state = sharded.init(jax.random.key(0), D)
+    sharded = ShardedHead(head, mesh, C, D)
+    params, state = sharded.init(jax.random.key(0))
     assert params["w"].sharding.spec == P("data")
     real = head.centre_rows(C)
     dense = {k: v[:real] if k in sharded.class_params else v for k, v in params.items()}
@@ -59,8 +59,8 @@ def test_sample_rate_one_equals_the_dense_head(mesh, name):
 
 def test_sampled_negatives_only_sampled_centres_get_gradient_and_the_loss_is_the_dense_one_over_them(mesh):
     head = heads.build("arcface", s=16.0)
-    sharded = ShardedHead(head, mesh, 400, sample_rate=0.1)  # 50 classes per device, keep max(5, min(16, 50)) = 16
-    params, state = sharded.init(jax.random.key(0), D)
+    sharded = ShardedHead(head, mesh, 400, D, sample_rate=0.1)  # 50 classes/device, keep max(5, min(16, 50)) = 16
+    params, state = sharded.init(jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (B, D))
     y = jax.random.randint(jax.random.key(2), (B,), 0, 400)
     loss, g = jax.value_and_grad(lambda p: sharded.loss(p, state, x, y, 7)[0])(params)
@@ -75,7 +75,7 @@ def test_sampled_negatives_only_sampled_centres_get_gradient_and_the_loss_is_the
 def test_per_device_classifier_memory_is_an_eighth_of_the_dense_one(mesh):
     """2M classes x 512: compile-time memory analysis, nothing allocated."""
     head = heads.build("cosface")
-    sharded = ShardedHead(head, mesh, 2_000_000)
+    sharded = ShardedHead(head, mesh, 2_000_000, 512)
     batch = NamedSharding(mesh, P("data"))
     x = jax.ShapeDtypeStruct((64, 512), jnp.float32, sharding=batch)
     y = jax.ShapeDtypeStruct((64,), jnp.int32, sharding=batch)
@@ -95,14 +95,16 @@ def test_per_device_classifier_memory_is_an_eighth_of_the_dense_one(mesh):
 
 def test_bad_sharding_requests_are_refused(mesh):
     with pytest.raises(ValueError, match="at least one class per device: 5 classes < 8 devices"):
-        ShardedHead(heads.build("arcface"), mesh, 5)
+        ShardedHead(heads.build("arcface"), mesh, 5, D)
     with pytest.raises(ValueError, match="sample_rate must be in \\(0, 1\\], got 1.5"):
-        ShardedHead(heads.build("arcface"), mesh, 40, sample_rate=1.5)
+        ShardedHead(heads.build("arcface"), mesh, 40, D, sample_rate=1.5)
     with pytest.raises(ValueError, match="cannot be class-sharded"):
-        ShardedHead(heads.build("simple"), mesh, 40)
+        ShardedHead(heads.build("simple"), mesh, 40, D)
 
 
-def test_sharded_training_resumes_on_another_device_count_or_explains_why_not(tmp_path, synthetic_data):
+def test_sharded_training_resumes_on_any_device_count(tmp_path, synthetic_data):
+    """12 classes on 8 devices are padded to 16 rows; 4 devices split that padding and keep it; 6 devices cannot,
+    so the head re-pads the saved centres (and their momentum) to its own 12 rows, keeping the 12 real ones."""
     config = train_config.get_config(str(synthetic_data))
     config.head.sharded = True
     config.head.sample_rate = 0.5
@@ -112,9 +114,16 @@ def test_sharded_training_resumes_on_another_device_count_or_explains_why_not(tm
     train.train_and_evaluate(config, str(tmp_path))
     meta = checkpoint.load_meta(tmp_path)["head"]
     assert meta["rows"] == 12 and meta["padded_rows"] == 16
-    assert checkpoint.load_weights(tmp_path).head["params"]["w"].shape == (12, 16)
+    saved = checkpoint.load_weights(tmp_path).head["params"]["w"]
+    assert saved.shape == (12, 16)
     config.total_steps, config.num_devices = 6, 4
     assert np.isfinite(train.train_and_evaluate(config, str(tmp_path))["train/loss"])
-    config.total_steps, config.num_devices = 9, 6
-    with pytest.raises(ValueError, match="padded to 16 rows, which 6 devices cannot split evenly"):
-        train.train_and_evaluate(config, str(tmp_path))
+    assert checkpoint.load_meta(tmp_path)["head"]["padded_rows"] == 16
+    before = checkpoint.load_weights(tmp_path).head["params"]["w"]
+    config.total_steps, config.num_devices = 7, 6
+    config.optim.lr = 0.0  # no update: the re-padded centres must come back as they were saved (projected)
+    config.optim.weight_decay = 0.0
+    assert np.isfinite(train.train_and_evaluate(config, str(tmp_path))["train/loss"])
+    assert checkpoint.load_meta(tmp_path)["head"]["padded_rows"] == 12
+    after = checkpoint.load_weights(tmp_path).head["params"]["w"]
+    np.testing.assert_allclose(after, before / np.linalg.norm(before, axis=1, keepdims=True), rtol=1e-6)

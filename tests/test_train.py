@@ -13,7 +13,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jsphere import checkpoint, train
+from jsphere import checkpoint, parallel, train, trainers
+from jsphere.trainers import items
 from tests import train_config
 from tests.curves import assert_same_training, read_curves
 
@@ -153,8 +154,11 @@ def test_simple_trainer_fills_the_bank_and_updates_the_ema_encoder(tmp_path, syn
     config.optim.milestones = (4,)
     result = train.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(result["train/loss"])
+    setup = trainers.make_setup(config, parallel.make_mesh(), 12, trainers.get("simple").init_extra)
+    state = trainers.init_state(setup)
     ckpt = checkpoint.TrainCheckpointer(tmp_path, with_data=False)
-    restored = ckpt.read_train(6)
+    weights_target, train_target = items.restore_targets(setup, state, None)
+    _, restored = ckpt.restore(6, weights=weights_target, train=train_target)
     ckpt.close()
     assert int(restored["bank"]["ptr"]) == (6 * 8) % 32
     assert (np.asarray(restored["bank"]["labels"]) >= 0).all()  # 6 batches of 8 filled all 32 slots

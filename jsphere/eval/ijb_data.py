@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
 from jsphere import observe
 from jsphere.data.align import align_face
 from jsphere.data.decode import decode_image
-from jsphere.data.ijb import IJBMeta, read_ijb_meta
+from jsphere.data.ijb import IJBMeta
 
 
 def _aligned(meta: IJBMeta, i: int) -> np.ndarray:
@@ -22,12 +21,10 @@ def _aligned(meta: IJBMeta, i: int) -> np.ndarray:
     return align_face(decode_image(data, what=str(path)), meta.landmarks[i])
 
 
-def ijb_image_features(embedder, set_cfg, eval_cfg, chunk: int = 2048) -> tuple[IJBMeta, np.ndarray]:
-    """(meta, per-image features [N, D]) for ``set_cfg`` = {path: IJB root, ijb: 'ijbb'|'ijbc' (or from name)}."""
-    name = set_cfg.get("ijb") or set_cfg["name"].lower().replace("-", "")
-    meta = read_ijb_meta(Path(set_cfg["path"]), name)
+def ijb_image_features(embedder, meta: IJBMeta, eval_cfg, chunk: int = 2048) -> np.ndarray:
+    """Per-image features [N, D] of an IJB set: crops read, aligned with the meta landmarks and embedded."""
     feats = np.empty((len(meta.images), embedder.embed_dim), np.float32)
-    bar = observe.ImageProgress(len(meta.images), f"of {name} read, aligned and embedded",
+    bar = observe.ImageProgress(len(meta.images), "of IJB read, aligned and embedded",
                                 enabled=getattr(embedder, "progress", False))
     with ThreadPoolExecutor(max_workers=4) as pool, bar:
         for start in range(0, len(meta.images), chunk):
@@ -36,4 +33,4 @@ def ijb_image_features(embedder, set_cfg, eval_cfg, chunk: int = 2048) -> tuple[
             feats[start:start + len(batch)] = embedder.embed(batch, flip=eval_cfg.get("flip", "sum"),
                                                              batch_size=eval_cfg.get("batch_size"), progress=False)
             bar.advance(len(batch))
-    return meta, feats
+    return feats

@@ -19,6 +19,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -73,29 +74,40 @@ def padded_rows(head: Head, num_classes: int, num_devices: int) -> int:
     return head.centre_rows(per_device * num_devices)
 
 
-class ShardedHead:
-    """A head whose class centres are split over the devices of ``mesh``."""
+def unpad_saved(params: dict, head_meta: dict) -> dict:
+    """A head's params as saved by a class-sharded run (padded, ``head_meta['padded_rows']`` rows) cut to the
+    ``head_meta['rows']`` real ones; params of an unsharded head come back unchanged."""
+    rows, padded = head_meta.get("rows"), head_meta.get("padded_rows")
+    if not rows or not padded:
+        return params
+    return {k: (v[:rows] if np.ndim(v) and np.shape(v)[0] == padded else v) for k, v in params.items()}
 
-    def __init__(self, head: Head, mesh: jax.sharding.Mesh, num_classes: int, *, sample_rate: float = 1.0,
-                 seed: int = 0, rows: int | None = None):
+
+class ShardedHead:
+    """A head whose class centres are split over the devices of ``mesh``.
+
+    It owns its padding: ``init`` creates the padded centres directly sharded; checkpoints hold them padded
+    (``layout`` goes into the metadata); a run resuming with a checkpoint padded for another device count keeps
+    that padding when this mesh can split it, and otherwise reads the per-class arrays whole and ``repad``s them.
+    """
+
+    def __init__(self, head: Head, mesh: jax.sharding.Mesh, num_classes: int, feat_dim: int, *,
+                 sample_rate: float = 1.0, seed: int = 0, rows: int | None = None):
         if head.name in UNSHARDABLE:
             raise ValueError(f"head {head.name!r} cannot be class-sharded (SimPLE has no class centres; the Caffe "
                              "A-Softmax backward is written for the whole class axis)")
         if not 0.0 < sample_rate <= 1.0:
             raise ValueError(f"config.head.sample_rate must be in (0, 1], got {sample_rate}")
-        self.head, self.mesh, self.num_classes = head, mesh, num_classes
+        self.head, self.mesh, self.num_classes, self.feat_dim = head, mesh, num_classes, feat_dim
         self.devices = mesh.shape[AXIS]
         self.rows = padded_rows(head, num_classes, self.devices)
-        if rows is not None:  # resuming: keep the checkpoint's padding when this mesh can split it
-            unit = head.centre_rows(1) * self.devices
-            if rows % unit or rows < head.centre_rows(num_classes):
-                raise ValueError(f"the checkpoint's class centres are padded to {rows} rows, which {self.devices} "
-                                 f"devices cannot split evenly; resume on a device count that divides "
-                                 f"{rows // head.centre_rows(1)} classes")
-            self.rows = rows
+        self.real_rows = head.centre_rows(num_classes)
+        if rows is not None and rows % (head.centre_rows(1) * self.devices) == 0 and rows >= self.real_rows:
+            self.rows = rows  # resuming: keep the checkpoint's padding, which this mesh splits evenly
         self.classes_per_device = self.rows // head.centre_rows(1) // self.devices
         self.sample_rate, self.seed = sample_rate, seed
-        self.class_params: tuple[str, ...] = ("w",)  # per-class parameters (set by init: w, softmax's b)
+        abstract = jax.eval_shape(lambda k: head.init(k, feat_dim, num_classes)[0], jax.random.key(0))
+        self.class_params = tuple(k for k, v in abstract.items() if v.shape and v.shape[0] == self.real_rows)
 
     # ------------------------------------------------------------------------------------------- params
     def specs(self, params) -> dict:
@@ -104,18 +116,53 @@ class ShardedHead:
     def shardings(self, params) -> dict:
         return {k: NamedSharding(self.mesh, spec) for k, spec in self.specs(params).items()}
 
-    def init(self, key, feat_dim):
-        """Padded params created directly sharded (the full ``w`` never sits on one device)."""
-        real_rows = self.head.centre_rows(self.num_classes)
-        abstract = jax.eval_shape(lambda k: self.head.init(k, feat_dim, self.num_classes)[0], key)
-        self.class_params = tuple(k for k, v in abstract.items() if v.shape and v.shape[0] == real_rows)
+    def is_class_leaf(self, path, shape) -> bool:
+        """Whether a leaf of a state tree (weights, optimizer state) is a per-class array of this head: its path
+        passes through 'head' and ends in a per-class parameter name."""
+        keys = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+        return "head" in keys[:-1] and keys[-1] in self.class_params and len(shape) > 0
 
+    def sharding_of(self, path, shape) -> NamedSharding:
+        """The sharding of a state leaf: per-class arrays split over ``data``, everything else replicated."""
+        return NamedSharding(self.mesh, P(AXIS) if self.is_class_leaf(path, shape) else P())
+
+    def layout(self) -> dict[str, int]:
+        """What a checkpoint records of the padding."""
+        return {"rows": self.real_rows, "padded_rows": self.rows}
+
+    def _pad_to(self, x: jax.Array) -> jax.Array:
+        x = x[: self.real_rows]
+        return jnp.concatenate([x, jnp.zeros((self.rows - x.shape[0],) + x.shape[1:], x.dtype)])
+
+    def pad(self, params: dict) -> dict:
+        """Unpadded params (``init_from``, converted weights) padded to this head's rows."""
+        return {k: self._pad_to(jnp.asarray(v)) if k in self.class_params else v for k, v in params.items()}
+
+    def saved_layout(self, target, saved_rows: int):
+        """A restore target whose per-class leaves have the checkpoint's padded shape (replicated) when it
+        differs from this head's."""
+        if saved_rows == self.rows:
+            return target
+        replicated = NamedSharding(self.mesh, P())
+
+        def leaf(path, x):
+            if not self.is_class_leaf(path, x.shape):
+                return x
+            return jax.ShapeDtypeStruct((saved_rows,) + tuple(x.shape[1:]), x.dtype, sharding=replicated)
+
+        return jax.tree_util.tree_map_with_path(leaf, target)
+
+    def repad(self, tree):
+        """Per-class leaves padded for another device count, padded for this one (others unchanged)."""
+        return jax.tree_util.tree_map_with_path(
+            lambda path, x: self._pad_to(x) if self.is_class_leaf(path, x.shape) and x.shape[0] != self.rows else x,
+            tree)
+
+    def init(self, key):
+        """Padded params created directly sharded (the full ``w`` never sits on one device)."""
         def make(key):
-            params, state = self.head.init(key, feat_dim, self.num_classes)
-            for name in self.class_params:
-                v = params[name]
-                params[name] = jnp.concatenate([v, jnp.zeros((self.rows - real_rows,) + v.shape[1:], v.dtype)])
-            return params, state
+            params, state = self.head.init(key, self.feat_dim, self.num_classes)
+            return self.pad(params), state
 
         shapes = jax.eval_shape(make, key)
         out_shardings = (self.shardings(shapes[0]), jax.tree.map(lambda _: NamedSharding(self.mesh, P()), shapes[1]))

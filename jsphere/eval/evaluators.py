@@ -1,0 +1,111 @@
+"""One evaluator per set type: ``make_evaluator(set_cfg, eval_cfg)`` reads the set once; calling it with an
+``Embedder`` returns the set's metrics and its ROC curve. ``--mode=eval``, validation during training and
+``converters.check`` all score through these.
+
+* ``pairs`` (a pair file in any published form) and ``bin`` (insightface's ``.bin``): flip-fused embeddings,
+  cosine scores, the OpenSphere metrics (best-threshold ACC, EER, AUC, TPR@FPR), the standard 10-fold accuracy
+  (on the file's own folds when it has them) and XNorm;
+* ``ijb``: IJB-B/C template pooling, TAR@FAR and, with the 1:N files, identification both ways.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skmetrics
+
+from jsphere.eval.pairs import PairSet, load_pair_set
+from jsphere.eval.verification import OPENSPHERE_FPRS, kfold_accuracy, l2_normalize, opensphere_metrics, xnorm
+
+SET_TYPES = ("pairs", "bin", "ijb")
+
+
+@dataclasses.dataclass
+class Result:
+    metrics: dict[str, float]
+    fpr: np.ndarray
+    tpr: np.ndarray
+
+
+def check_set(set_cfg: Mapping[str, Any], where: str) -> None:
+    """A set entry names its ``name``, a known ``type`` and an existing ``path``."""
+    for key in ("name", "type", "path"):
+        if not set_cfg.get(key):
+            raise ValueError(f"{where} has no {key!r}")
+    if set_cfg["type"] not in SET_TYPES:
+        raise ValueError(f"{where}.type={set_cfg['type']!r} is not one of {SET_TYPES}")
+    if not Path(set_cfg["path"]).expanduser().exists():
+        raise FileNotFoundError(f"{where} ({set_cfg['name']}): path {set_cfg['path']!r} does not exist")
+
+
+class PairEvaluator:
+    """Verification on a pair set (pair file or ``.bin``), read once."""
+
+    def __init__(self, set_cfg: Mapping[str, Any], eval_cfg: Mapping[str, Any] | None = None):
+        eval_cfg = eval_cfg or {}
+        self.name = set_cfg.get("name", str(set_cfg["path"]))
+        self.pairs: PairSet = load_pair_set(set_cfg)
+        self.flip = set_cfg.get("flip", eval_cfg.get("flip", "sum"))
+        self.fprs = tuple(set_cfg.get("fprs", eval_cfg.get("fprs", OPENSPHERE_FPRS)))
+        self.batch_size = eval_cfg.get("batch_size")
+
+    def score(self, features: np.ndarray) -> Result:
+        """The metrics of per-image features (from any framework) on this set's pairs."""
+        unit = l2_normalize(np.asarray(features, np.float64))
+        first, second = unit[self.pairs.pairs[:, 0]], unit[self.pairs.pairs[:, 1]]
+        scores = np.sum(first * second, axis=1)
+        labels = self.pairs.labels
+        values = opensphere_metrics(scores, labels, self.fprs)
+        if self.pairs.folds is not None or len(labels) >= 10:
+            std = kfold_accuracy(first, second, labels, 10, self.pairs.folds)
+            values.update({"std_acc": std["acc_mean"], "std_acc_std": std["acc_std"]})
+        values["XNorm"] = xnorm(features)
+        fpr, tpr, _ = skmetrics.roc_curve(labels, scores)
+        return Result(values, fpr, tpr)
+
+    def __call__(self, embedder, label: str = "") -> Result:
+        features = embedder.embed(self.pairs.images, flip=self.flip, batch_size=self.batch_size,
+                                  label=f"of {self.name} embedded{label}")
+        return self.score(features)
+
+
+class IJBEvaluator:
+    """IJB-B/C 1:1 verification and 1:N identification; the meta files are read once (the crops, too many to
+    keep, are read, aligned and embedded on every call)."""
+
+    def __init__(self, set_cfg: Mapping[str, Any], eval_cfg: Mapping[str, Any] | None = None):
+        from jsphere.data.ijb import read_ijb_meta
+
+        self.set_cfg, self.eval_cfg = dict(set_cfg), dict(eval_cfg or {})
+        self.name = set_cfg["name"]
+        self.meta = read_ijb_meta(Path(set_cfg["path"]), set_cfg.get("ijb") or self.name.lower().replace("-", ""))
+
+    def __call__(self, embedder, label: str = "") -> Result:
+        from jsphere.eval import ijb
+        from jsphere.eval.ijb_data import ijb_image_features
+
+        meta = self.meta
+        feats = ijb_image_features(embedder, meta, self.eval_cfg)
+        ids, templates = ijb.template_features(feats, meta.templates, meta.medias, meta.faceness,
+                                               self.set_cfg.get("pooling", "insightface"))
+        scores = ijb.verification_scores(ids, templates, meta.pairs)
+        values = ijb.tar_at_far(scores, meta.pair_labels)
+        if meta.probe is not None and meta.galleries:
+            for protocol in ("opensphere", "standard"):
+                for k, v in ijb.identification(ids, templates, meta.galleries, meta.probe, protocol).items():
+                    values[f"1:N {protocol} {k}"] = v
+        fpr, tpr, _ = skmetrics.roc_curve(meta.pair_labels, scores)
+        return Result(values, fpr, tpr)
+
+
+def make_evaluator(set_cfg: Mapping[str, Any], eval_cfg: Mapping[str, Any] | None = None
+                   ) -> PairEvaluator | IJBEvaluator:
+    """The evaluator of one configured set (``name``, ``type``: pairs | bin | ijb, ``path``, ...)."""
+    kind = set_cfg.get("type", "pairs")
+    if kind not in SET_TYPES:
+        raise ValueError(f"set {set_cfg.get('name')!r}: type {kind!r} is not one of {SET_TYPES}")
+    return IJBEvaluator(set_cfg, eval_cfg) if kind == "ijb" else PairEvaluator(set_cfg, eval_cfg)

@@ -1,0 +1,73 @@
+"""The one step builder: every trainer reseeds dropout each step, the state is created in its declared
+shardings, and a trainer is only a loss function."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from jsphere import parallel, trainers
+from tests import train_config
+
+
+def _config(trainer: str, dropout: float) -> ml_collections.ConfigDict:
+    """lr 0 and the same batch every step: only dropout masks can make two steps differ."""
+    config = train_config.get_config()
+    config.model.name = "sfnet4_bn"
+    config.model.kwargs = ml_collections.ConfigDict(dict(dropout=dropout))
+    config.optim.lr = 0.0
+    config.optim.weight_decay = 0.0
+    if trainer == "proxy":
+        return config
+    config.trainer = "simple"
+    config.head.name = "simple"
+    config.head.hparams = ml_collections.ConfigDict(dict(wrap="polarlike", b_theta=0.3, alpha=0.001, r=2.0, m=0.0,
+                                                         lw=500.0, init_bias=-10.0))
+    config.simple.num_bank = config.batch_size  # the bank is refilled with the same batch every step
+    config.simple.encoder_momentum = 1.0  # the EMA encoder stays exactly the initial backbone
+    return config
+
+
+def _two_losses(config):
+    mesh = parallel.make_mesh(1)
+    trainer = trainers.get(config.trainer)
+    setup = trainers.make_setup(config, mesh, 12, trainer.init_extra)
+    state = trainers.init_state(setup)
+    step = trainers.make_step(setup, trainer.loss, trainer.finish, trainer.prepare)
+    rng = np.random.default_rng(0)
+    batch = {"image": jnp.asarray(rng.uniform(-1, 1, (8, 112, 112, 3)), jnp.float32),
+             "label": jnp.asarray(rng.integers(0, 12, 8), jnp.int32)}
+    losses = []
+    for _ in range(2):
+        state, metrics = step(state, batch)
+        losses.append(float(metrics["loss"]))
+    return losses
+
+
+@pytest.mark.parametrize("trainer", ["proxy", "simple"])
+def test_every_trainer_draws_new_dropout_masks_every_step(trainer):
+    """lr 0 (and SimPLE's EMA momentum 1), the same batch twice: without dropout both steps compute the same loss;
+    with dropout 0.5 the encoders draw new masks at step 2, so the loss changes."""
+    same = _two_losses(_config(trainer, 0.0))
+    np.testing.assert_allclose(same[0], same[1], rtol=1e-6)
+    first, second = _two_losses(_config(trainer, 0.5))
+    assert abs(first - second) > 1e-3 * abs(first)
+
+
+def test_the_state_is_created_in_its_declared_shardings():
+    config = train_config.get_config()
+    config.head.sharded = True
+    mesh = parallel.make_mesh(8)
+    setup = trainers.make_setup(config, mesh, 12)
+    state = trainers.init_state(setup)
+    assert state.params["head"]["w"].shape == (16, 16)  # 12 classes padded for 8 devices
+    assert state.params["head"]["w"].sharding.spec == jax.sharding.PartitionSpec("data")
+    momentum = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(state.opt) if leaf.shape == (16, 16)]
+    assert momentum and all(m.sharding.spec == jax.sharding.PartitionSpec("data") for m in momentum)
+    assert state.params["backbone"]["fc"]["kernel"].sharding.is_fully_replicated
+
+
+def test_an_unknown_trainer_is_named():
+    with pytest.raises(ValueError, match="config.trainer='distill' is not one of"):
+        trainers.get("distill")
