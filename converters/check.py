@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -70,12 +71,13 @@ def compare(found: infer.Found, state_dict: dict, file: str, images: np.ndarray,
 
 
 def _load_images(a) -> tuple[np.ndarray, object]:
+    """The images to embed and, given ``--pairs``, the evaluator that scores them (the one of ``--mode=eval``)."""
     if a.pairs:
-        from jsphere.data.images import load_images
-        from jsphere.data.pairs import read_pair_list
+        from jsphere.eval.evaluators import PairEvaluator
 
-        pair_list = read_pair_list(a.pairs, a.data_dir)
-        return load_images(pair_list.paths), pair_list
+        evaluator = PairEvaluator({"name": Path(a.pairs).name, "type": "pairs", "path": a.pairs,
+                                   "data_dir": a.data_dir})
+        return evaluator.pairs.images, evaluator
     if a.images:
         from jsphere.embed import load_inputs
 
@@ -101,15 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         found = import_torch.resolve(state_dict, layout, a.pth, arch=a.arch, kwargs=kwargs)
     print(f"checking {import_torch.describe(found)}")
-    images, pair_list = _load_images(a)
+    images, evaluator = _load_images(a)
     r = compare(found, state_dict, a.pth, images, progress=True)
     print(f"{found.arch}: {len(images)} images, max |jsphere - torch| = {r['max_abs_diff']:.3e}, "
           f"min cosine = {r['min_cosine']:.7f}")
-    if pair_list is not None:
-        from jsphere.eval.pairs import pair_metrics
-
+    if evaluator is not None:
         for name in ("jsphere", "torch"):
-            m = pair_metrics(r[name], pair_list.pairs, pair_list.labels)
+            m = evaluator.score(r[name]).metrics
             print(f"  {name:<8} ACC {m['ACC']:.3f}  std_acc {m.get('std_acc', float('nan')):.3f}  AUC {m['AUC']:.3f}")
     siblings = fits[1:] if len(fits) > 1 else [f for f in _safe_infer(state_dict, layout, a.pth)
                                                if f.arch != found.arch]
@@ -117,10 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         alt = compare(replace(other, kwargs={**other.kwargs, **kwargs}), state_dict, a.pth, images, progress=True)
         line = (f"NOTE: the file also fits {other.arch} (same keys), which computes different embeddings "
                 f"(min cosine to {found.arch}: {_min_cosine(alt['jsphere'], r['jsphere']):.4f}).")
-        if pair_list is not None:
-            from jsphere.eval.pairs import pair_metrics
-
-            acc = {n: pair_metrics(v, pair_list.pairs, pair_list.labels)["ACC"]
+        if evaluator is not None:
+            acc = {n: evaluator.score(v).metrics["ACC"]
                    for n, v in ((found.arch, r["jsphere"]), (other.arch, alt["jsphere"]))}
             line += (f" Verification ACC: {found.arch} {acc[found.arch]:.3f}, {other.arch} {acc[other.arch]:.3f} — "
                      "the higher one is right.")

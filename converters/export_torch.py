@@ -6,8 +6,12 @@ the checkpoint's weights.
 
 * ``insightface``: PATH is the ``backbone.pth`` file (plain state_dict).
 * ``opensphere-v2``: PATH is the ``model_<step>.pth`` file, ``{'backbone': sd, 'head': sd}`` (head ``w`` [C, D]).
-* ``opensphere-v1``: PATH is a folder receiving ``backbone_<step>.pth`` and ``head_<step>.pth`` (keys prefixed
+* ``opensphere-v1``: PATH is a new folder receiving ``backbone_<step>.pth`` and ``head_<step>.pth`` (keys prefixed
   ``module.``, head ``w`` [D, C]).
+
+Every variant the importer recognises (MobileFaceNet ``scale``/``blocks``, ``mobilefacenet_large``, any embedding
+size, IResNet with a trained ``features`` scale) is written with the keyword arguments recorded in the checkpoint.
+Files are written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import layouts, mapping
+from converters import layouts, mapping, staging
 from jsphere import checkpoint, cli, models
 
 
@@ -43,6 +47,7 @@ def torch_state_dicts(ckpt: str, step: int | None = None):
 
 
 def export(ckpt: str, layout: str, out: str, step: int | None = None) -> list[Path]:
+    """Write the checkpoint as ``layout`` at ``out`` (all-or-nothing); returns the files written."""
     import torch
 
     if layout not in layouts.LAYOUTS:
@@ -52,20 +57,20 @@ def export(ckpt: str, layout: str, out: str, step: int | None = None) -> list[Pa
     def tensors(params):
         return OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in layouts.head_to_torch(params, layout).items())
 
-    out = Path(out)
-    if layout == "insightface":
-        torch.save(backbone, out)
+    out = Path(out).expanduser()
+    if layout in ("insightface", "opensphere-v2"):
+        obj = backbone if layout == "insightface" else {"backbone": backbone,
+                                                         "head": tensors(head) if head else OrderedDict()}
+        with staging.staged_file(out) as tmp:
+            torch.save(obj, tmp)
         return [out]
-    if layout == "opensphere-v2":
-        torch.save({"backbone": backbone, "head": tensors(head) if head else OrderedDict()}, out)
-        return [out]
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / f"backbone_{weights.step}.pth"]
-    torch.save(OrderedDict((f"module.{k}", v) for k, v in backbone.items()), written[0])
+    files = {f"backbone_{weights.step}.pth": OrderedDict((f"module.{k}", v) for k, v in backbone.items())}
     if head:
-        written.append(out / f"head_{weights.step}.pth")
-        torch.save(OrderedDict((f"module.{k}", v) for k, v in tensors(head).items()), written[1])
-    return written
+        files[f"head_{weights.step}.pth"] = OrderedDict((f"module.{k}", v) for k, v in tensors(head).items())
+    with staging.staged_dir(out) as tmp:
+        for name, state in files.items():
+            torch.save(state, tmp / name)
+    return [out / name for name in files]
 
 
 def main(argv: list[str] | None = None) -> int:

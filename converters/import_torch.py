@@ -1,26 +1,32 @@
-"""``python -m converters.import_torch --arch ARCH --backbone FILE [--head FILE --head-name NAME
---head-hparams JSON] --out DIR``: a released PyTorch model as a jsphere checkpoint directory.
+"""``python -m converters.import_torch --backbone FILE --out DIR [--arch auto|NAME] [--model-kwargs JSON]
+[--head FILE --head-name NAME --head-hparams JSON]``: a released PyTorch model as a jsphere checkpoint directory.
 
 The layout (OpenSphere v1 ``backbone_<iter>.pth``, OpenSphere v2 ``model_<step>.pth`` / ``ckpt_<step>.pth``,
-insightface ``backbone.pth``, ``.safetensors``) is recognised from the file. ``--arch`` is required:
-``sfnet*_deprecated`` and ``sfnet*`` have the same keys but compute different functions — run
-``python -m converters.check`` to see which one reproduces the PyTorch outputs. The output directory works
-with ``jsphere.embed``, ``--mode=eval`` and ``config.init_from``.
+insightface ``backbone.pth``, ``.safetensors``) and the model are recognised from the file: the architecture, its
+depth, embedding size, MobileFaceNet ``scale``/``blocks`` (arcface_torch ``get_mbf``, ``mbf_large``), whether an
+IResNet's ``features`` scale was trained (``--arch auto``, the default, prints what it found). ``sfnet*`` and
+``sfnet*_deprecated`` have the same keys but compute different functions: for such a file name one with ``--arch``;
+``python -m converters.check`` shows which one reproduces PyTorch and verifies faces. ``--model-kwargs`` overrides
+keyword arguments of the model (e.g. ``'{"scale": 1}'``). Nothing is left in ``--out`` when the import fails.
+The output directory works with ``jsphere.embed``, ``--mode=eval`` and ``config.init_from``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import jax
 import numpy as np
 from flax import nnx
 
-from converters import layouts, mapping, pth
-from jsphere import checkpoint, models
+from converters import infer, layouts, mapping, pth, staging
+from jsphere import checkpoint, cli, models
+from jsphere.models import mobilefacenet
+
+AUTO = "auto"
 
 
 def embed_dim_of(state_dict: dict) -> int:
@@ -43,24 +49,73 @@ def _abstract(arch: str, embed_dim: int, kwargs: dict | None = None):
     return nnx.eval_shape(lambda: models.build(arch, embed_dim=embed_dim, rngs=nnx.Rngs(0), **(kwargs or {})))
 
 
-def suggest_arch(state_dict: dict, embed_dim: int) -> list[str]:
-    """Backbone names whose keys and shapes all match ``state_dict``."""
-    shapes = {k: tuple(np.shape(v)) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
-    fits = []
-    for name in models.names():
-        model = _abstract(name, embed_dim)
-        rows = mapping.leaf_table(model)
-        if {k for _, k, _ in rows} != set(shapes):
-            continue
-        state = dict(nnx.to_flat_state(nnx.state(model, nnx.Any(nnx.Param, models.FrozenParam, nnx.BatchStat))))
-        if all(len(shapes[k]) == len(state[tuple(p)].shape) and sorted(shapes[k]) == sorted(state[tuple(p)].shape)
-               for p, k, _ in rows):
-            fits.append(name)
-    return fits
+def suggest_arch(state_dict: dict) -> list[str]:
+    """Backbones (with their keyword arguments) whose layout matches ``state_dict``."""
+    try:
+        return [f.arch + (f" {json.dumps(f.kwargs)}" if f.kwargs else "")
+                for f in infer.infer(state_dict, "unknown", "the file")]
+    except ValueError:
+        return []
+
+
+def _as_arch(arch: str, fits: list[infer.Found], state_dict: dict, layout: str) -> infer.Found:
+    """The model ``arch`` with the shape hyper-parameters the file shows (when it is of the same family)."""
+    for fit in fits:
+        if fit.arch == arch:
+            return fit
+    for fit in fits:
+        if arch in mobilefacenet.VARIANTS and fit.arch in mobilefacenet.VARIANTS:
+            full = {**mobilefacenet.VARIANTS[fit.arch], **fit.kwargs}
+            blocks, scale = tuple(full["blocks"]), full["scale"]
+            kwargs = {}
+            if scale != mobilefacenet.VARIANTS[arch]["scale"]:
+                kwargs["scale"] = scale
+            if blocks != tuple(mobilefacenet.VARIANTS[arch]["blocks"]):
+                kwargs["blocks"] = list(blocks)
+            return replace(fit, arch=arch, kwargs=kwargs)
+    try:
+        dim = embed_dim_of(state_dict)
+    except ValueError:
+        dim = 512
+    return infer.Found(arch, dim, model_kwargs(arch, state_dict, layout), f"{arch} as asked (--arch)")
+
+
+def resolve(state_dict: dict, layout: str, where: str, *, arch: str = AUTO, kwargs: dict | None = None,
+            embed_dim: int | None = None) -> infer.Found:
+    """The backbone to build for ``state_dict``: inferred (``arch='auto'``) or the named one, with explicit
+    ``kwargs`` overriding what the file shows."""
+    if arch == AUTO:
+        fits = infer.infer(state_dict, layout, where)
+        if len(fits) > 1:
+            names = " and ".join(f"{f.arch} ({f.description})" for f in fits)
+            raise ValueError(
+                f"{where}: the keys fit {names}, which compute different functions; choose with --arch "
+                f"{fits[0].arch} or --arch {fits[-1].arch}. To see which one reproduces PyTorch and verifies faces: "
+                f"python -m converters.check --pth {where} --arch {fits[-1].arch} --pairs PAIR_LIST --data-dir DIR "
+                f"(OpenSphere v1's released VGGFace2 SFNets are {fits[-1].arch})")
+        found = fits[0]
+    else:
+        if arch not in models.names():
+            raise ValueError(f"unknown --arch {arch!r}; valid: {AUTO}, {', '.join(models.names())}")
+        try:
+            fits = infer.infer(state_dict, layout, where)
+        except ValueError:
+            fits = []
+        found = _as_arch(arch, fits, state_dict, layout)
+    merged = {**found.kwargs, **(kwargs or {})}
+    return replace(found, kwargs=merged, embed_dim=int(embed_dim or found.embed_dim))
+
+
+def describe(found: infer.Found) -> str:
+    kwargs = f" {json.dumps(found.kwargs)}" if found.kwargs else ""
+    return f"{found.arch}{kwargs}: {found.description}"
 
 
 def backbone_to_pure(arch: str, state_dict: dict, embed_dim: int, kwargs: dict, where: str) -> dict:
-    model = _abstract(arch, embed_dim, kwargs)
+    try:
+        model = _abstract(arch, embed_dim, kwargs)
+    except TypeError as e:
+        raise ValueError(f"{where}: cannot build {arch} with keyword arguments {json.dumps(kwargs)} ({e})") from None
     pure, missing, unexpected = mapping.torch_to_pure(model, state_dict)
     problems = []
     if missing:
@@ -74,57 +129,92 @@ def backbone_to_pure(arch: str, state_dict: dict, embed_dim: int, kwargs: dict, 
             return pure
         except ValueError as e:
             problems.append(str(e))
-    hint = suggest_arch(state_dict, embed_dim)
+    hint = suggest_arch(state_dict)
     suggestion = f"; the keys and shapes fit: {', '.join(hint)}" if hint else ""
     raise ValueError(f"{where} is not a {arch} state_dict: {'; '.join(problems)}{suggestion}")
 
 
+def save(out: str, *, found: infer.Found, pure: dict, source: dict, step: int = 0, head: dict | None = None,
+         head_meta: dict | None = None) -> Path:
+    """Write a jsphere checkpoint for an imported backbone (all-or-nothing); returns ``<out>/checkpoints/<step>``."""
+    meta = {"model": {"name": found.arch, "embed_dim": found.embed_dim, "kwargs": found.kwargs}, "head": head_meta,
+            "source": source}
+    with staging.staged_dir(out) as tmp:
+        written = checkpoint.save_weights(tmp, step=step, backbone=pure, head=head, meta=meta)
+        relative = written.relative_to(tmp.resolve())
+    return Path(out).expanduser().resolve() / relative
+
+
+def _head_entry(head_sd: dict, head_layout: str, head_name: str, head_hparams: dict | None, dim: int,
+                num_classes: int | None, where: str) -> tuple[dict, dict]:
+    from jsphere import heads
+
+    params = layouts.head_to_jsphere(head_sd, head_layout, dim, where)
+    built = heads.build(head_name, **(head_hparams or {}))
+    classes = params["w"].shape[0] if "w" in params else None
+    if head_name == "subcenter_arcface":
+        classes = classes // int(built.k)
+    if num_classes is not None and classes != num_classes:
+        raise ValueError(f"{where}: the head has {classes} classes but --num-classes is {num_classes}")
+    template, state = built.init(jax.random.key(0), dim, classes or 2)
+    for key, value in template.items():
+        if key not in params:
+            raise ValueError(f"{where}: head {head_name!r} needs parameter {key!r}, the file has {sorted(params)}")
+        if tuple(np.shape(value)) != tuple(params[key].shape):
+            raise ValueError(f"{where}: head parameter {key!r} has shape {params[key].shape}, "
+                             f"{head_name!r} expects {np.shape(value)}")
+    entry = {"params": params, "state": {k: np.asarray(v) for k, v in state.items()}}
+    return entry, {"name": head_name, "hparams": head_hparams or {}, "num_classes": classes, "feat_dim": dim}
+
+
 def import_checkpoint(arch: str, backbone: str, out: str, *, head: str | None = None, head_name: str | None = None,
                       head_hparams: dict | None = None, embed_dim: int | None = None,
-                      num_classes: int | None = None) -> Path:
-    obj = pth.load(backbone)
-    bkb_sd, head_sd, layout = layouts.split_checkpoint(obj, str(backbone))
+                      num_classes: int | None = None, kwargs: dict | None = None,
+                      report=None) -> Path:
+    """Import ``backbone`` (and an OpenSphere head) into a checkpoint at ``out``; ``arch`` may be ``'auto'``.
+    ``report(found, layout)`` is called with what was recognised before anything is written."""
+    staging.check_free(out)
+    bkb_sd, head_sd, layout = layouts.split_checkpoint(pth.load(backbone), str(backbone))
     head_layout = layout
     if head:
         head_sd, _, head_layout = layouts.split_checkpoint(pth.load(head), str(head))
-    dim = embed_dim or embed_dim_of(bkb_sd)
-    kwargs = model_kwargs(arch, bkb_sd, layout)
-    pure = backbone_to_pure(arch, bkb_sd, dim, kwargs, str(backbone))
+    found = resolve(bkb_sd, layout, str(backbone), arch=arch, kwargs=kwargs, embed_dim=embed_dim)
+    if report:
+        report(found, layout)
+    pure = backbone_to_pure(found.arch, bkb_sd, found.embed_dim, found.kwargs, str(backbone))
     head_entry, head_meta = None, None
     if head_sd and head_name:
-        params = layouts.head_to_jsphere(head_sd, head_layout, dim, str(head or backbone))
-        from jsphere import heads
-
-        built = heads.build(head_name, **(head_hparams or {}))
-        classes = params["w"].shape[0] if "w" in params else None
-        if head_name == "subcenter_arcface":
-            classes = classes // int(built.k)
-        if num_classes is not None and classes != num_classes:
-            raise ValueError(f"{head or backbone}: the head has {classes} classes but --num-classes is {num_classes}")
-        template, state = built.init(jax.random.key(0), dim, classes or 2)
-        for key, value in template.items():
-            if key not in params:
-                raise ValueError(f"{head or backbone}: head {head_name!r} needs parameter {key!r}, "
-                                 f"the file has {sorted(params)}")
-            if tuple(np.shape(value)) != tuple(params[key].shape):
-                raise ValueError(f"{head or backbone}: head parameter {key!r} has shape {params[key].shape}, "
-                                 f"{head_name!r} expects {np.shape(value)}")
-        head_entry = {"params": params, "state": {k: np.asarray(v) for k, v in state.items()}}
-        head_meta = {"name": head_name, "hparams": head_hparams or {}, "num_classes": classes, "feat_dim": dim}
+        head_entry, head_meta = _head_entry(head_sd, head_layout, head_name, head_hparams, found.embed_dim,
+                                            num_classes, str(head or backbone))
     elif head_sd and not head_name:
-        print("import_torch: the checkpoint has a head; pass --head-name (and --head-hparams) to import it too",
-              file=sys.stderr)
-    meta = {"model": {"name": arch, "embed_dim": dim, "kwargs": kwargs}, "head": head_meta,
-            "source": {"converter": "converters.import_torch", "file": str(backbone), "layout": layout,
-                       "head_file": str(head) if head else None}}
-    return checkpoint.save_weights(out, step=layouts.step_from_name(backbone), backbone=pure, head=head_entry,
-                                   meta=meta)
+        print("converters.import_torch: the checkpoint has a head; pass --head-name (and --head-hparams) to import "
+              "it too", file=sys.stderr)
+    source = {"converter": "converters.import_torch", "file": str(backbone), "layout": layout,
+              "head_file": str(head) if head else None}
+    return save(out, found=found, pure=pure, source=source, step=layouts.step_from_name(backbone), head=head_entry,
+                head_meta=head_meta)
+
+
+def parse_json_object(text: str, flag: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag} {text!r} is not valid JSON ({e.msg}); e.g. {flag} '{{\"scale\": 1}}'") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object, e.g. '{{\"scale\": 1}}', got {text!r}")
+    return value
+
+
+def print_found(found: infer.Found, layout: str) -> None:
+    print(f"found {describe(found)} ({layout} layout)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", required=True, choices=models.names())
+    p = cli.ArgumentParser(prog="converters.import_torch", description=__doc__)
+    p.add_argument("--arch", default=AUTO, choices=[AUTO, *models.names()], metavar="ARCH",
+                   help=f"'{AUTO}' (default: read it from the file) or one of {', '.join(models.names())}")
     p.add_argument("--backbone", required=True, help=".pth / .pt / .safetensors")
+    p.add_argument("--model-kwargs", default="{}", help='JSON keyword arguments of the model, e.g. \'{"scale": 1}\'')
     p.add_argument("--head", default=None, help="OpenSphere v1 head_<iter>.pth (v2 model files carry their head)")
     p.add_argument("--head-name", default=None, help="jsphere head name, e.g. sphereface2")
     p.add_argument("--head-hparams", default="{}", help='JSON, e.g. \'{"magn_type": "C", "alpha": 0.7}\'')
@@ -133,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     path = import_checkpoint(a.arch, a.backbone, a.out, head=a.head, head_name=a.head_name,
-                             head_hparams=json.loads(a.head_hparams), embed_dim=a.embed_dim,
-                             num_classes=a.num_classes)
+                             head_hparams=parse_json_object(a.head_hparams, "--head-hparams"),
+                             embed_dim=a.embed_dim, num_classes=a.num_classes,
+                             kwargs=parse_json_object(a.model_kwargs, "--model-kwargs"), report=print_found)
     print(f"wrote {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run("converters.import_torch", main)

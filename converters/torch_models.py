@@ -166,6 +166,9 @@ class GDC(nn.Module):
 
 
 class MobileFaceNet(nn.Module):
+    """arcface_torch's MobileFaceNet: ``scale`` multiplies the trunk widths; ``blocks[0] > 1`` makes the second layer
+    a Residual of DepthWise blocks (``mbf_large``) instead of the grouped 3x3 ConvBlock."""
+
     def __init__(self, embed_dim=512, blocks=(1, 4, 6, 2), scale=2):
         super().__init__()
         c1, c2 = 64 * scale, 128 * scale
@@ -186,11 +189,24 @@ class MobileFaceNet(nn.Module):
         return self.features(self.conv_sep(x))
 
 
+def get_mbf(num_features: int = 512, blocks=(1, 4, 6, 2), scale: int = 2) -> MobileFaceNet:
+    """arcface_torch's ``get_mbf(fp16, num_features, blocks, scale)`` (``mbf``)."""
+    return MobileFaceNet(num_features, blocks, scale)
+
+
+def get_mbf_large(num_features: int = 512, blocks=(2, 8, 12, 4), scale: int = 4) -> MobileFaceNet:
+    """arcface_torch's ``get_mbf_large`` (``mbf_large``)."""
+    return MobileFaceNet(num_features, blocks, scale)
+
+
+MOBILEFACENETS = {"mobilefacenet": get_mbf, "mobilefacenet_large": get_mbf_large}
+
+
 def names() -> list[str]:
     out = []
     for d in SFNET_DEPTHS:
         out += [f"sfnet{d}", f"sfnet{d}_bn", f"sfnet{d}_deprecated"]
-    return out + [f"iresnet{d}" for d in IRESNET_DEPTHS] + ["mobilefacenet"]
+    return out + [f"iresnet{d}" for d in IRESNET_DEPTHS] + list(MOBILEFACENETS)
 
 
 def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
@@ -200,6 +216,6 @@ def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
         return SFNet(int(depth), variant or "plain", embed_dim, **kwargs)
     if name.startswith("iresnet"):
         return IResNet(int(name[7:]), embed_dim, **kwargs)
-    if name == "mobilefacenet":
-        return MobileFaceNet(embed_dim, **kwargs)
+    if name in MOBILEFACENETS:
+        return MOBILEFACENETS[name](embed_dim, **kwargs)
     raise ValueError(f"unknown model {name!r}; valid names: {', '.join(names())}")

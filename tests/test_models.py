@@ -24,6 +24,7 @@ REFERENCE_PARAMS = {
     "iresnet100": 65_156_160,
     "iresnet200": 118_833_920,
     "mobilefacenet": 2_059_520,
+    "mobilefacenet_large": 6_314_880,
 }
 # The _deprecated SFNets have the same tensors as the plain ones (identical state_dict keys and shapes).
 REFERENCE_PARAMS.update({f"sfnet{d}_deprecated": REFERENCE_PARAMS[f"sfnet{d}"] for d in (4, 10, 20, 36, 64)})
@@ -41,7 +42,8 @@ def test_registry_lists_every_family():
     names = models.names()
     for d in (4, 10, 20, 36, 64):
         assert {f"sfnet{d}", f"sfnet{d}_bn", f"sfnet{d}_deprecated"} <= set(names)
-    assert {"iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet"} <= set(names)
+    assert {"iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet",
+            "mobilefacenet_large"} <= set(names)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))

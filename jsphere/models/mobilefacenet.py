@@ -2,7 +2,13 @@
 
 All convs are bias-free; ``ConvBlock`` = conv -> BN -> PReLU, ``LinearBlock`` = conv -> BN,
 ``DepthWise(in, out, g)`` = ConvBlock 1x1 in->g -> ConvBlock kxk g->g (groups g, stride s) -> LinearBlock 1x1 g->out
-(+ identity when residual), ``Residual`` = n residual DepthWise blocks. With ``scale=2, blocks=(1, 4, 6, 2)``::
+(+ identity when residual), ``Residual`` = n residual DepthWise blocks. arcface_torch's ``get_mbf(fp16, num_features,
+blocks, scale)`` is ``MobileFaceNet(embed_dim=num_features, blocks=blocks, scale=scale)``: ``mbf`` is
+``blocks=(1, 4, 6, 2), scale=2`` (registry name ``mobilefacenet``), ``mbf_large`` is ``blocks=(2, 8, 12, 4), scale=4``
+(``mobilefacenet_large``); insightface's MXNet MobileFaceNet (``model-y1-test2``) is ``scale=1`` with 128-d output.
+``scale`` multiplies the trunk widths (64 * scale, 128 * scale); when ``blocks[0] > 1`` the second layer is a Residual
+of ``blocks[0]`` DepthWise blocks (groups 128) instead of the grouped 3x3 ConvBlock. With ``scale=2, blocks=(1, 4, 6,
+2)``::
 
     layers[0] ConvBlock 3->128 3x3 s2          layers[1] ConvBlock 128->128 3x3 s1 groups 64
     layers[2] DepthWise 128->128 s2 g128       layers[3] Residual(128, 4, g128)
@@ -23,6 +29,10 @@ from jsphere.models import layers
 from jsphere.models.base import Backbone
 
 INIT = layers.kaiming_normal_fan_out
+VARIANTS = {
+    "mobilefacenet": {"blocks": (1, 4, 6, 2), "scale": 2},
+    "mobilefacenet_large": {"blocks": (2, 8, 12, 4), "scale": 4},
+}
 
 
 class ConvBlock(nnx.Module):
@@ -100,6 +110,11 @@ class GDC(nnx.Module):
 class MobileFaceNet(Backbone):
     def __init__(self, *, embed_dim: int = 512, blocks=(1, 4, 6, 2), scale: int = 2, dtype=jnp.float32,
                  rngs: nnx.Rngs):
+        blocks = tuple(blocks)
+        if len(blocks) != 4 or not all(isinstance(b, int) and b >= 1 for b in blocks):
+            raise ValueError(f"MobileFaceNet blocks must be four positive integers, got {blocks!r}")
+        if not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"MobileFaceNet scale must be a positive integer, got {scale!r}")
         self.embed_dim = embed_dim
         self.dtype = dtype
         c1, c2 = 64 * scale, 128 * scale

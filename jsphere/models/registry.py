@@ -10,10 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jsphere.models import iresnet, sfnet
+from jsphere.models import iresnet, mobilefacenet, sfnet
 from jsphere.models.base import Backbone
 from jsphere.models.layers import FrozenParam
-from jsphere.models.mobilefacenet import MobileFaceNet
 
 _REGISTRY: dict[str, Callable[..., Backbone]] = {}
 for _d in sorted(sfnet.DEPTHS):
@@ -22,7 +21,8 @@ for _d in sorted(sfnet.DEPTHS):
     _REGISTRY[f"sfnet{_d}_deprecated"] = functools.partial(sfnet.SFNet, _d, variant="deprecated")
 for _d in sorted(iresnet.DEPTHS):
     _REGISTRY[f"iresnet{_d}"] = functools.partial(iresnet.IResNet, _d)
-_REGISTRY["mobilefacenet"] = MobileFaceNet
+for _name, _variant in mobilefacenet.VARIANTS.items():
+    _REGISTRY[_name] = functools.partial(mobilefacenet.MobileFaceNet, **_variant)
 
 
 def names() -> list[str]:

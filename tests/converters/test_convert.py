@@ -2,6 +2,7 @@
 load strictly into the reference classes, round trips are bit-exact, and bad files are refused clearly."""
 
 import pickle
+import sys
 import zipfile
 
 import jax
@@ -14,46 +15,12 @@ from flax import nnx
 from converters import check, export_torch, import_torch, mapping, pth, torch_heads, torch_models
 from jsphere import checkpoint, heads, models
 from jsphere.inference import Embedder
+from tests.converters.reference import D, random_torch_model
+from tests.converters.reference import agree as _agree
+from tests.converters.reference import images as _images
+from tests.converters.reference import torch_embed as _torch_embed
 
 CHEAP = ["sfnet4", "sfnet4_bn", "sfnet4_deprecated", "iresnet18", "mobilefacenet"]
-D = 32
-
-
-def random_torch_model(name, seed=0, **kwargs):
-    """A reference model with random weights, random BN affine parameters and PReLU slopes, and BN running
-    statistics measured on random images (so activations keep a realistic scale)."""
-    torch.manual_seed(seed)
-    model = torch_models.build(name, D, **kwargs)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.bias.normal_(0, 0.1)
-                if module.weight.requires_grad:
-                    module.weight.uniform_(0.5, 1.5)
-                module.momentum = None  # cumulative average over the calibration batches
-            elif isinstance(module, torch.nn.PReLU):
-                module.weight.uniform_(0.0, 0.5)
-            elif isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and module.bias is not None:
-                module.bias.normal_(0, 0.05)
-        model.train()
-        for i in range(2):
-            model(torch.rand(8, 3, 112, 112, generator=torch.Generator().manual_seed(i)) * 2 - 1)
-    return model.eval()
-
-
-def _images(n=4, seed=0):
-    return np.random.default_rng(seed).integers(0, 255, (n, 112, 112, 3), dtype=np.uint8)
-
-
-def _torch_embed(model, images):
-    x = torch.from_numpy(((images.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).copy())
-    with torch.no_grad():
-        return model(x).numpy()
-
-
-def _agree(a, b):
-    cos = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    assert cos.min() >= 0.99999 and np.abs(a - b).max() <= 1e-4, (cos.min(), np.abs(a - b).max())
 
 
 @pytest.mark.parametrize("name", CHEAP)
@@ -62,7 +29,7 @@ def test_torch_to_jsphere_embeddings_agree_and_jsphere_to_torch_to_jsphere_is_bi
     torch.save(reference.state_dict(), tmp_path / "backbone.pth")
     import_torch.import_checkpoint(name, str(tmp_path / "backbone.pth"), str(tmp_path / "ckpt"))
     images = _images()
-    ours = Embedder.from_checkpoint(tmp_path / "ckpt").embed(images, flip="none")
+    ours = Embedder.from_checkpoint(tmp_path / "ckpt", batch_size=len(images)).embed(images, flip="none")
     _agree(ours, _torch_embed(reference, images))
     # export in every layout; the reference class loads it strictly and computes the same function
     export_torch.export(str(tmp_path / "ckpt"), "insightface", str(tmp_path / "out.pth"))
@@ -197,9 +164,10 @@ def test_state_dict_of_another_architecture_names_keys_and_suggests_the_arch(tmp
         import_torch.import_checkpoint("iresnet18", str(tmp_path / "b.pth"), str(tmp_path / "o"))
 
 
-def test_check_agrees_with_torch_and_flags_the_deprecated_sfnet_ambiguity(tmp_path, capsys):
+def test_check_agrees_with_torch_and_flags_the_deprecated_sfnet_ambiguity(tmp_path, capsys, monkeypatch):
     torch.save(random_torch_model("sfnet10_deprecated").state_dict(), tmp_path / "b.pth")  # sfnet4 has no blocks
     np.save(tmp_path / "img.npy", _images(4))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: the progress bars draw
     assert (
         check.main(
             ["--arch", "sfnet10_deprecated", "--pth", str(tmp_path / "b.pth"), "--images", str(tmp_path / "img.npy")]
@@ -209,6 +177,8 @@ def test_check_agrees_with_torch_and_flags_the_deprecated_sfnet_ambiguity(tmp_pa
     captured = capsys.readouterr()
     assert "min cosine = 1.0000000" in captured.out or "min cosine = 0.99999" in captured.out
     assert "also fits sfnet10 (same keys), which computes different embeddings" in captured.err
+    for side in ("jsphere", "torch"):  # the progress bar of each embedding run
+        assert f"] 4/4 images {side} sfnet10_deprecated: " in captured.err
 
 
 def test_malicious_pickle_is_refused_and_its_payload_never_runs(tmp_path):

@@ -1,0 +1,205 @@
+"""``python -m converters.import_mxnet --params model-0000.params [--symbol model-symbol.json] --out DIR``:
+insightface's MXNet model zoo (no mxnet needed) as a jsphere checkpoint.
+
+Networks (insightface ``recognition/symbol`` / ``src/symbols``, layer names as they appear in the files):
+
+* ``fmobilefacenet`` with the GDC output, e.g. ``model-y1-test2``: ``conv_1``, ``conv_2_dw``, ``dconv_23``,
+  ``res_3_block{i}``, ``dconv_34``, ``res_4_block{i}``, ``dconv_45``, ``res_5_block{i}``, ``conv_6sep``,
+  ``conv_6dw7_7``, ``pre_fc1``, ``fc1`` -> ``mobilefacenet`` with ``scale=1`` (64/128 channels) and the blocks
+  counted in the file;
+* ``fresnet`` LResNet-IR with the ``E`` output, e.g. ``model-r50-am-lfw``, ``model-r100-ii``: ``conv0``, ``bn0``,
+  ``relu0``, ``stage{s}_unit{u}_{bn1,conv1,bn2,relu1,conv2,bn3,conv1sc,sc}``, ``bn1``, ``pre_fc1``, ``fc1`` ->
+  ``iresnet{18,34,50,100,200}``.
+
+What MXNet computes differently is folded into the weights, exactly up to float32 rounding:
+
+* BatchNorm ``eps`` (1e-3 MXNet default in fmobilefacenet, 2e-5 in fresnet and every ``fc1``; jsphere uses 1e-5):
+  ``running_var += eps - 1e-5`` (an ``eps`` below 1e-5 rescales gamma instead);
+* ``fix_gamma=True`` BatchNorm (``fc1``): gamma is taken as 1 whatever the file holds;
+* the ``pre_fc1`` bias of the MobileFaceNet, whose jsphere Linear has none: moved into ``fc1``'s mean
+  (``BN(Wx + b) = BN'(Wx)`` with ``mean' = mean - b``);
+* the input: the symbols compute ``(x - 127.5) * 0.0078125`` on 0-255 RGB pixels inside the graph, jsphere feeds
+  ``(x - 127.5) / 127.5``; the ratio 127.5 / 128 multiplies the first convolution's weights (exact with its zero
+  padding because the offset cancels). Read from the symbol JSON (default: that map when no JSON is given).
+
+``eps``/``fix_gamma`` come from ``<prefix>-symbol.json`` beside the params (or ``--symbol``); without one the
+values of insightface's symbol files are used and the command says so. Classifier weights (``fc7``) are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from converters import folding, import_torch, mxnet_params, staging
+from jsphere import cli, models
+
+INSIGHTFACE_INPUT = (0.0078125, -127.5 * 0.0078125)  # data = (data - 127.5) * 0.0078125 in every recognition symbol
+CLASSIFIER = re.compile(r"^fc7(_|$)")
+
+
+def _conv_block(mx: str, torch: str, act: bool = True) -> list[tuple[str, str, str]]:
+    """fmobilefacenet ``Conv``/``Linear`` -> arcface_torch ``ConvBlock``/``LinearBlock``."""
+    rows = [(f"{mx}_conv2d", f"{torch}.layers.0", "conv"), (f"{mx}_batchnorm", f"{torch}.layers.1", "bn")]
+    return rows + ([(f"{mx}_relu", f"{torch}.layers.2", "prelu")] if act else [])
+
+
+def _depthwise(mx: str, torch: str) -> list[tuple[str, str, str]]:
+    """fmobilefacenet ``DResidual`` -> arcface_torch ``DepthWise``."""
+    return (_conv_block(f"{mx}_conv_sep", f"{torch}.layers.0") + _conv_block(f"{mx}_conv_dw", f"{torch}.layers.1")
+            + _conv_block(f"{mx}_conv_proj", f"{torch}.layers.2", act=False))
+
+
+def _count(names: set[str], pattern: str, start: int = 0) -> int:
+    """Number of consecutive indices from ``start`` for which ``pattern.format(i)`` is a parameter name."""
+    i = start
+    while pattern.format(i) in names:
+        i += 1
+    return i - start
+
+
+def mobilefacenet_layers(names: set[str]) -> list[tuple[str, str, str]]:
+    """(MXNet layer, torch module, kind) for insightface's fmobilefacenet with the GDC output."""
+    rows = _conv_block("conv_1", "layers.0") + _conv_block("conv_2_dw", "layers.1")
+    for mx_stage, torch_index in (("dconv_23", 2), ("res_3", 3), ("dconv_34", 4), ("res_4", 5), ("dconv_45", 6),
+                                  ("res_5", 7)):
+        if mx_stage.startswith("dconv"):
+            rows += _depthwise(mx_stage, f"layers.{torch_index}")
+            continue
+        for i in range(_count(names, f"{mx_stage}_block{{}}_conv_sep_conv2d_weight")):
+            rows += _depthwise(f"{mx_stage}_block{i}", f"layers.{torch_index}.layers.{i}")
+    rows += _conv_block("conv_6sep", "conv_sep")
+    rows += _conv_block("conv_6dw7_7", "features.layers.0", act=False)
+    return rows + [("pre_fc1", "features.layers.2", "fc"), ("fc1", "features.layers.3", "bn")]
+
+
+def iresnet_layers(names: set[str]) -> list[tuple[str, str, str]]:
+    """(MXNet layer, torch module, kind) for insightface's fresnet LResNet-IR (unit v3, output E)."""
+    rows = [("conv0", "conv1", "conv"), ("bn0", "bn1", "bn"), ("relu0", "prelu", "prelu")]
+    for s in (1, 2, 3, 4):
+        for u in range(1, _count(names, f"stage{s}_unit{{}}_conv1_weight", start=1) + 1):
+            base, t = f"stage{s}_unit{u}", f"layer{s}.{u - 1}"
+            rows += [(f"{base}_bn1", f"{t}.bn1", "bn"), (f"{base}_conv1", f"{t}.conv1", "conv"),
+                     (f"{base}_bn2", f"{t}.bn2", "bn"), (f"{base}_relu1", f"{t}.prelu", "prelu"),
+                     (f"{base}_conv2", f"{t}.conv2", "conv"), (f"{base}_bn3", f"{t}.bn3", "bn")]
+            if u == 1:
+                rows += [(f"{base}_conv1sc", f"{t}.downsample.0", "conv"), (f"{base}_sc", f"{t}.downsample.1", "bn")]
+    return rows + [("bn1", "bn2", "bn"), ("pre_fc1", "fc", "fc"), ("fc1", "features", "bn")]
+
+
+NETWORKS = {
+    "fmobilefacenet (GDC)": ("conv_1_conv2d_weight", mobilefacenet_layers,
+                             {"eps": 1e-3, "fix_gamma": False}),
+    "fresnet LResNet-IR (E)": ("conv0_weight", iresnet_layers, {"eps": 2e-5, "fix_gamma": False}),
+}
+FC1_DEFAULTS = {"eps": 2e-5, "fix_gamma": True}  # symbol_utils.get_fc1: fc1 = BatchNorm(fix_gamma=True, eps=2e-5)
+
+
+def to_torch_state_dict(params: dict[str, np.ndarray], symbol: mxnet_params.Symbol | None,
+                        where: str) -> tuple[OrderedDict, str]:
+    """A torch-named state_dict (arcface_torch key names) computing what the MXNet network computes, with the
+    jsphere input convention; returns it and the network's name."""
+    stripped = {re.sub(r"^(arg|aux):", "", k): v for k, v in params.items()}
+    names = set(stripped)
+    network = next((n for n, (marker, _, _) in NETWORKS.items() if marker in names), None)
+    if network is None:
+        shown = ", ".join(list(stripped)[:6])
+        raise ValueError(f"{where}: unknown MXNet network (parameters {shown} ...); supported: insightface "
+                         f"{' and '.join(NETWORKS)} (model-y1-test2, model-r50-am-lfw, model-r100-ii and their "
+                         "siblings)")
+    _, layers, defaults = NETWORKS[network]
+    used: set[str] = set()
+
+    def take(name: str) -> np.ndarray:
+        if name not in stripped:
+            raise ValueError(f"{where}: {network} parameter {name!r} is missing from the file")
+        used.add(name)
+        return np.asarray(stripped[name])
+
+    sd: OrderedDict[str, np.ndarray] = OrderedDict()
+    fc_bias_to_fold = None
+    for mx, torch, kind in layers(names):
+        if kind == "conv":
+            sd[f"{torch}.weight"] = take(f"{mx}_weight")
+        elif kind == "prelu":
+            sd[f"{torch}.weight"] = take(f"{mx}_gamma").reshape(-1)
+        elif kind == "fc":
+            sd[f"{torch}.weight"] = take(f"{mx}_weight")
+            if f"{mx}_bias" in stripped:
+                bias = take(f"{mx}_bias")
+                if network.startswith("fmobilefacenet"):  # the GDC Linear has no bias: fold it into fc1
+                    fc_bias_to_fold = bias
+                else:
+                    sd[f"{torch}.bias"] = bias
+            elif not network.startswith("fmobilefacenet"):
+                sd[f"{torch}.bias"] = np.zeros(sd[f"{torch}.weight"].shape[0], np.float32)
+        else:
+            attrs = {**(FC1_DEFAULTS if mx == "fc1" else defaults), **(symbol.bn(mx) if symbol else {})}
+            folded = folding.batchnorm(take(f"{mx}_gamma"), take(f"{mx}_beta"), take(f"{mx}_moving_mean"),
+                                       take(f"{mx}_moving_var"), attrs["eps"], fix_gamma=attrs["fix_gamma"],
+                                       shift=fc_bias_to_fold if mx == "fc1" else None)
+            for leaf, value in folded.items():
+                sd[f"{torch}.{leaf}"] = value
+    leftover = sorted(n for n in names - used if not CLASSIFIER.match(n))
+    if leftover:
+        raise ValueError(f"{where}: {len(leftover)} parameters the {network} mapping does not use (first: "
+                         f"{', '.join(leftover[:5])}); is it another network variant?")
+    first = "layers.0.layers.0.weight" if network.startswith("fmobilefacenet") else "conv1.weight"
+    pixel_scale, pixel_offset = (symbol.input_scale, symbol.input_offset) if symbol else INSIGHTFACE_INPUT
+    sd[first] = folding.input_scale(sd[first], pixel_scale, pixel_offset, where)
+    return OrderedDict((k, np.ascontiguousarray(v, np.float32)) for k, v in sd.items()), network
+
+
+def symbol_path_for(params: Path) -> Path:
+    """``model-0000.params`` -> ``model-symbol.json``."""
+    return params.with_name(re.sub(r"-\d+\.params$", "", params.name) + "-symbol.json")
+
+
+def import_params(params: str, out: str, *, symbol: str | None = None, arch: str = import_torch.AUTO,
+                  kwargs: dict | None = None, report=None) -> Path:
+    staging.check_free(out)
+    params_path = Path(params)
+    if not params_path.exists():
+        raise FileNotFoundError(f"{params_path} does not exist")
+    symbol_file = Path(symbol) if symbol else symbol_path_for(params_path)
+    if symbol and not symbol_file.exists():
+        raise FileNotFoundError(f"{symbol_file} does not exist")
+    arrays = mxnet_params.read_params(params_path)
+    sym = mxnet_params.read_symbol(symbol_file) if symbol_file.exists() else None
+    sd, network = to_torch_state_dict(arrays, sym, str(params_path))
+    if sym is None:
+        print(f"converters.import_mxnet: no {symbol_file.name} beside the params: using insightface's symbol "
+              "definitions for BatchNorm eps/fix_gamma and the input map (x - 127.5) * 0.0078125", file=sys.stderr)
+    layout = "insightface-mxnet"
+    found = import_torch.resolve(sd, layout, str(params_path), arch=arch, kwargs=kwargs)
+    if report:
+        report(found, f"{network}, {layout}")
+    pure = import_torch.backbone_to_pure(found.arch, sd, found.embed_dim, found.kwargs, str(params_path))
+    source = {"converter": "converters.import_mxnet", "file": str(params_path), "layout": layout,
+              "network": network, "symbol": str(symbol_file) if sym else None}
+    match = re.search(r"-(\d+)\.params$", params_path.name)
+    return import_torch.save(out, found=found, pure=pure, source=source, step=int(match.group(1)) if match else 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.ArgumentParser(prog="converters.import_mxnet", description=__doc__)
+    p.add_argument("--params", required=True, help="model-XXXX.params")
+    p.add_argument("--symbol", default=None, help="model-symbol.json (default: beside the params)")
+    p.add_argument("--arch", default=import_torch.AUTO, choices=[import_torch.AUTO, *models.names()],
+                   metavar="ARCH", help=f"'{import_torch.AUTO}' (default) or a jsphere backbone name")
+    p.add_argument("--model-kwargs", default="{}", help="JSON keyword arguments of the model")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    path = import_params(a.params, a.out, symbol=a.symbol, arch=a.arch,
+                         kwargs=import_torch.parse_json_object(a.model_kwargs, "--model-kwargs"),
+                         report=import_torch.print_found)
+    print(f"wrote {path} (input: RGB, (x - 127.5) / 127.5 as everywhere in jsphere)")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run("converters.import_mxnet", main)

@@ -1,0 +1,148 @@
+"""Which jsphere backbone a PyTorch-layout state_dict holds, with every shape hyper-parameter read from the tensors.
+
+* MobileFaceNet (arcface_torch ``get_mbf(fp16, num_features, blocks, scale)``): ``scale`` = width of
+  ``layers.0`` / 64; ``blocks[0]`` = 1 when ``layers.1`` is a single ConvBlock, else the number of its DepthWise
+  blocks; ``blocks[1..3]`` = the DepthWise blocks of ``layers.3/5/7``; embedding size from ``features.layers.3``.
+  ``blocks=(2, 8, 12, 4), scale=4`` is ``mobilefacenet_large`` (``mbf_large``).
+* IResNet: the depth from the blocks per stage (``layer{s}.{b}.conv1``); ``features_scale='trainable'`` when the
+  ``features`` scale is not all ones or the file is an OpenSphere v2 one (OpenSphere v2 trains it).
+* SFNet: the depth from the blocks per stage, BatchNorm from ``bn1`` keys. Without BN, ``sfnet*`` and
+  ``sfnet*_deprecated`` have the same keys but compute different functions: only OpenSphere v2 files are
+  decided (v2 has no ``_deprecated``); for the others both names are returned and the caller must choose.
+
+``infer`` returns every model that fits (one, or the two SFNet variants); a layout that fits no family raises a
+``ValueError`` naming what was found and what would fit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jsphere.models import iresnet, mobilefacenet, sfnet
+
+
+@dataclass(frozen=True)
+class Found:
+    """A backbone name, its keyword arguments and embedding size, and a sentence saying what was seen."""
+
+    arch: str
+    embed_dim: int
+    kwargs: dict = field(default_factory=dict)
+    description: str = ""
+
+
+def _shape(state_dict: dict, key: str) -> tuple[int, ...]:
+    return tuple(int(d) for d in np.shape(state_dict[key]))
+
+
+def _count(state_dict: dict, pattern: str) -> int:
+    """Number of consecutive indices i (from 0) for which ``pattern.format(i)`` is a key."""
+    i = 0
+    while pattern.format(i) in state_dict:
+        i += 1
+    return i
+
+
+def _first_keys(state_dict: dict, n: int = 4) -> str:
+    keys = [k for k in state_dict if not k.endswith("num_batches_tracked")]
+    return ", ".join(keys[:n]) + (" ..." if len(keys) > n else "")
+
+
+def mobilefacenet_name(blocks: tuple[int, ...], scale: int) -> tuple[str, dict]:
+    """The registry name and the keyword arguments that differ from its defaults."""
+    for name, variant in mobilefacenet.VARIANTS.items():
+        if tuple(variant["blocks"]) == tuple(blocks) and variant["scale"] == scale:
+            return name, {}
+    kwargs = {}
+    if scale != mobilefacenet.VARIANTS["mobilefacenet"]["scale"]:
+        kwargs["scale"] = scale
+    if tuple(blocks) != mobilefacenet.VARIANTS["mobilefacenet"]["blocks"]:
+        kwargs["blocks"] = list(blocks)
+    return "mobilefacenet", kwargs
+
+
+def _mobilefacenet(sd: dict, where: str) -> list[Found]:
+    width = _shape(sd, "layers.0.layers.0.weight")[0]
+    if width % 64:
+        raise ValueError(f"{where}: a MobileFaceNet whose first layer has {width} channels, not a multiple of 64 "
+                         "(arcface_torch's widths are 64 * scale)")
+    scale = width // 64
+    first = 1 if "layers.1.layers.0.weight" in sd else _count(sd, "layers.1.layers.{}.layers.0.layers.0.weight")
+    blocks = (first, *(_count(sd, f"layers.{i}.layers.{{}}.layers.0.layers.0.weight") for i in (3, 5, 7)))
+    if "features.layers.3.weight" not in sd or 0 in blocks:
+        raise ValueError(f"{where}: looks like a MobileFaceNet (layers.N / conv_sep) but lacks "
+                         f"{'features.layers.3 (the GDC head)' if 'features.layers.3.weight' not in sd else 'blocks'}"
+                         f" (blocks seen: {blocks}); first keys: {_first_keys(sd)}")
+    dim = _shape(sd, "features.layers.3.weight")[0]
+    arch, kwargs = mobilefacenet_name(blocks, scale)
+    return [Found(arch, dim, kwargs, f"MobileFaceNet (arcface_torch get_mbf) scale {scale}, blocks {blocks}, "
+                                     f"{dim}-d embedding")]
+
+
+def _stage_blocks(sd: dict) -> tuple[int, ...]:
+    return tuple(_count(sd, f"layer{s}.{{}}.conv1.weight") for s in (1, 2, 3, 4))
+
+
+def depth_of(blocks: tuple[int, ...], depths: dict, family: str, where: str) -> int:
+    by_blocks = {tuple(v): k for k, v in depths.items()}
+    if blocks not in by_blocks:
+        known = ", ".join(f"{family}{d} {tuple(b)}" for d, b in sorted(depths.items()))
+        raise ValueError(f"{where}: an {family} with {blocks} blocks per stage, which is no jsphere depth "
+                         f"(known: {known})")
+    return by_blocks[blocks]
+
+
+def _iresnet(sd: dict, layout: str, where: str) -> list[Found]:
+    depth = depth_of(_stage_blocks(sd), iresnet.DEPTHS, "iresnet", where)
+    dim = _shape(sd, "fc.weight")[0]
+    kwargs = {}
+    trained = False
+    if "features.weight" in sd:
+        trained = layout == "opensphere-v2" or not np.allclose(np.asarray(sd["features.weight"], np.float32), 1.0)
+        if trained:
+            kwargs["features_scale"] = "trainable"
+    scale = "trained (OpenSphere v2)" if trained else "frozen at 1 (insightface)"
+    return [Found(f"iresnet{depth}", dim, kwargs, f"IResNet-{depth}, {dim}-d embedding, features scale {scale}")]
+
+
+def _sfnet(sd: dict, layout: str, where: str) -> list[Found]:
+    blocks = tuple(n - 1 for n in _stage_blocks(sd))
+    depth = depth_of(blocks, sfnet.DEPTHS, "sfnet", where)
+    dim = _shape(sd, "fc.weight")[0]
+    if "layer1.0.bn1.weight" in sd:
+        return [Found(f"sfnet{depth}_bn", dim, {}, f"SFNet-{depth} with BatchNorm, {dim}-d embedding")]
+    plain = Found(f"sfnet{depth}", dim, {}, f"SFNet-{depth} without BatchNorm (ReLU after the residual add), "
+                                            f"{dim}-d embedding")
+    if layout == "opensphere-v2":
+        return [plain]
+    return [plain, Found(f"sfnet{depth}_deprecated", dim, {},
+                         f"SFNet-{depth} of OpenSphere v1's sfnet_deprecated.py (ReLU before the residual add), "
+                         f"{dim}-d embedding")]
+
+
+FAMILIES = (
+    "IResNet (conv1, prelu, layer1-4.N.{bn1,conv1,bn2,prelu,conv2,bn3}, fc, features)",
+    "MobileFaceNet (layers.0-7, conv_sep, features.layers.{0,2,3})",
+    "SFNet (layer1-4.N.conv1/conv2 [+ bn1/bn2], fc [+ features])",
+)
+
+
+def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
+    """Every backbone whose layout matches ``state_dict`` (a torch-named, prefix-free state_dict)."""
+    sd = state_dict
+    if "layers.0.layers.0.weight" in sd and "conv_sep.layers.0.weight" in sd:
+        return _mobilefacenet(sd, where)
+    if "layer1.0.conv1.weight" in sd and "fc.weight" in sd:
+        if "prelu.weight" in sd and "conv1.weight" in sd:
+            return _iresnet(sd, layout, where)
+        if not any(re.match(r"layer\d\.\d+\.prelu\.", k) for k in sd):
+            return _sfnet(sd, layout, where)
+    if "patch_embed.proj.weight" in sd:
+        raise ValueError(f"{where}: an arcface_torch ViT (patch_embed, blocks.N.attn ...); jsphere has no ViT backbone "
+                         f"yet. Backbones it reads: {'; '.join(FAMILIES)}")
+    raise ValueError(f"{where}: the keys fit no jsphere backbone: {len(sd)} tensors, first keys {_first_keys(sd)}. "
+                     f"Backbones jsphere reads: {'; '.join(FAMILIES)}. If it is one of them with other key names "
+                     "or a prefix, re-save its state_dict with the reference names.")

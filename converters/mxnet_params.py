@@ -1,0 +1,174 @@
+"""Read MXNet model files without mxnet: ``<prefix>-<epoch>.params`` (NDArray list) and ``<prefix>-symbol.json``.
+
+``.params`` (``mx.nd.save`` / ``mx.model.save_checkpoint``; MXNet ``NDArray::Save`` over a dmlc stream), all
+little-endian::
+
+    u64 0x112 (list magic) | u64 reserved
+    u64 n | n x NDArray
+    u64 k | k x (u64 length | UTF-8 name)          k is n, or 0 for an unnamed list
+
+    NDArray, version 2/3 (magic 0xF993FAC9 / 0xF993FACA):
+        u32 magic | i32 storage type (0 dense) | shape | [dense, known shape:] context | i32 dtype | raw data
+    NDArray, version 1 (magic 0xF993FAC8): the same without the storage type.
+    NDArray, legacy (no magic: the first u32 is ndim): u32 dims | context | i32 dtype | raw data
+    shape = i32 ndim | ndim x i64 (versions 1-3); context = i32 device type | i32 device id
+
+An empty shape (ndim 0 before version 3, -1 in version 3) is an empty array with nothing after it. dtype flags
+(mshadow): 0 float32, 1 float64, 2 float16, 3 uint8, 4 int32, 5 int8, 6 int64. Names are ``arg:<name>`` (weights)
+and ``aux:<name>`` (BatchNorm moving statistics). Sparse arrays are refused.
+
+The symbol JSON (``{"nodes": [{"op", "name", "attrs" (older files: "attr" or "param"), "inputs"}], ...}``) gives
+each BatchNorm's ``eps`` and ``fix_gamma`` and the scalar operators applied to ``data`` before the first layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+LIST_MAGIC = 0x112
+V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
+DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8, 6: np.int64}
+BATCHNORM_DEFAULTS = {"eps": 1e-3, "fix_gamma": True}  # MXNet's own defaults for mx.sym.BatchNorm
+
+
+class _Stream:
+    def __init__(self, data: bytes, where: str):
+        self.data, self.pos, self.where = data, 0, where
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise ValueError(f"{self.where}: truncated MXNet .params file: {what} needs {n} bytes at offset "
+                             f"{self.pos}, the file has {len(self.data) - self.pos} left")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def unpack(self, fmt: str, what: str):
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
+
+
+def _read_array(s: _Stream, index: int) -> np.ndarray:
+    what = f"array {index}"
+    (magic,) = s.unpack("I", what)
+    if magic in (V2_MAGIC, V3_MAGIC):
+        (stype,) = s.unpack("i", what)
+        if stype != 0:
+            raise ValueError(f"{s.where}: {what} is a sparse MXNet array (storage type {stype}); only dense arrays "
+                             "are supported")
+    if magic in (V1_MAGIC, V2_MAGIC, V3_MAGIC):
+        (ndim,) = s.unpack("i", what)
+        if ndim < 0 or (ndim == 0 and magic != V3_MAGIC):
+            return np.zeros((0,), np.float32)
+        shape = s.unpack(f"{ndim}q", what)
+    else:  # legacy: the first word is ndim, dims are u32
+        ndim = magic
+        if ndim > 32:
+            raise ValueError(f"{s.where}: {what} starts with 0x{magic:08x}, which is no MXNet NDArray header")
+        if ndim == 0:
+            return np.zeros((0,), np.float32)
+        shape = s.unpack(f"{ndim}I", what)
+    s.unpack("ii", what)  # context: device type, device id (arrays are read to the CPU)
+    (flag,) = s.unpack("i", what)
+    if flag not in DTYPES:
+        raise ValueError(f"{s.where}: {what} has MXNet dtype flag {flag}, which is not supported "
+                         f"(known: {sorted(DTYPES)})")
+    dtype = np.dtype(DTYPES[flag]).newbyteorder("<")
+    count = int(np.prod(shape, dtype=np.int64))
+    return np.frombuffer(s.take(count * dtype.itemsize, what), dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_params(path: str | os.PathLike) -> OrderedDict[str, np.ndarray]:
+    """The named arrays of a ``.params`` file, names as stored (``arg:...`` / ``aux:...``)."""
+    path = Path(path)
+    s = _Stream(path.read_bytes(), str(path))
+    if len(s.data) < 16 or struct.unpack("<Q", s.data[:8])[0] != LIST_MAGIC:
+        raise ValueError(f"{path} is not an MXNet .params file (it does not start with the NDArray-list magic "
+                         "0x112); expected model-XXXX.params from mx.model.save_checkpoint")
+    s.unpack("QQ", "header")
+    (count,) = s.unpack("Q", "array count")
+    if count > len(s.data):
+        raise ValueError(f"{path}: corrupt MXNet .params header (claims {count} arrays)")
+    arrays = [_read_array(s, i) for i in range(count)]
+    (named,) = s.unpack("Q", "name count")
+    if named not in (0, count):
+        raise ValueError(f"{path}: corrupt MXNet .params file: {count} arrays but {named} names")
+    names = []
+    for i in range(named):
+        (length,) = s.unpack("Q", f"name {i}")
+        names.append(s.take(length, f"name {i}").decode("utf-8", errors="replace"))
+    if s.pos != len(s.data):
+        raise ValueError(f"{path}: {len(s.data) - s.pos} unexpected bytes after the last name; corrupt file?")
+    return OrderedDict(zip(names or [str(i) for i in range(count)], arrays, strict=True))
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """What the importer needs from a symbol JSON: per-BatchNorm attributes and the input's affine map."""
+
+    batchnorm: dict[str, dict]
+    input_scale: float
+    input_offset: float
+
+    def bn(self, name: str) -> dict:
+        return self.batchnorm.get(name, {})
+
+
+def _attrs(node: dict) -> dict:
+    for key in ("attrs", "attr", "param"):
+        if isinstance(node.get(key), dict):
+            return node[key]
+    return {}
+
+
+def _true(text) -> bool:
+    return str(text).strip().lower() in ("true", "1")
+
+
+SCALAR_OPS = {"_minus_scalar", "_plus_scalar", "_mul_scalar", "_div_scalar", "_rminus_scalar", "identity", "_copy"}
+
+
+def read_symbol(path: str | os.PathLike) -> Symbol:
+    """BatchNorm ``eps``/``fix_gamma`` by layer name and ``data -> a * data + b`` before the first layer."""
+    path = Path(path)
+    try:
+        graph = json.loads(path.read_text())
+        nodes = graph["nodes"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not an MXNet symbol JSON ({type(e).__name__}: {e})") from None
+    batchnorm = {}
+    for node in nodes:
+        if node.get("op") == "BatchNorm":
+            attrs = _attrs(node)
+            batchnorm[node["name"]] = {"eps": float(attrs.get("eps", BATCHNORM_DEFAULTS["eps"])),
+                                       "fix_gamma": _true(attrs.get("fix_gamma", BATCHNORM_DEFAULTS["fix_gamma"]))}
+    consumers: dict[int, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for source in node.get("inputs", []):
+            consumers.setdefault(source[0], []).append(i)
+    current = next((i for i, n in enumerate(nodes) if n.get("op") == "null" and n.get("name") == "data"), None)
+    scale, offset = 1.0, 0.0
+    while current is not None and len(consumers.get(current, [])) == 1:
+        node = nodes[consumers[current][0]]
+        op = node.get("op")
+        if op not in SCALAR_OPS:
+            break
+        value = float(_attrs(node).get("scalar", 0.0))
+        if op == "_minus_scalar":
+            offset -= value
+        elif op == "_plus_scalar":
+            offset += value
+        elif op == "_mul_scalar":
+            scale, offset = scale * value, offset * value
+        elif op == "_div_scalar":
+            scale, offset = scale / value, offset / value
+        elif op == "_rminus_scalar":
+            scale, offset = -scale, value - offset
+        current = consumers[current][0]
+    return Symbol(batchnorm, scale, offset)

@@ -1,0 +1,55 @@
+"""Shared by the converter tests: PyTorch reference models with realistic random weights, images, agreement."""
+
+import numpy as np
+import torch
+
+from converters import torch_models
+
+D = 32
+
+
+def random_torch_model(name, seed=0, embed_dim=D, **kwargs):
+    """A reference model with random weights, random BN affine parameters and PReLU slopes, and BN running
+    statistics measured on random images (so activations keep a realistic scale)."""
+    torch.manual_seed(seed)
+    return calibrate(torch_models.build(name, embed_dim, **kwargs))
+
+
+def calibrate(model):
+    """Randomise ``model``'s BN affine parameters, PReLU slopes and biases; measure its BN statistics."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.bias.normal_(0, 0.1)
+                if module.weight.requires_grad:
+                    module.weight.uniform_(0.5, 1.5)
+                module.momentum = None  # cumulative average over the calibration batches
+            elif isinstance(module, torch.nn.PReLU):
+                module.weight.uniform_(0.0, 0.5)
+            elif isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and module.bias is not None:
+                module.bias.normal_(0, 0.05)
+        model.train()
+        for i in range(2):
+            model(torch.rand(8, 3, 112, 112, generator=torch.Generator().manual_seed(i)) * 2 - 1)
+    return model.eval()
+
+
+def images(n=4, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (n, 112, 112, 3), dtype=np.uint8)
+
+
+def normalised_nchw(faces):
+    return ((faces.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).copy()
+
+
+def torch_embed(model, faces):
+    with torch.no_grad():
+        return model(torch.from_numpy(normalised_nchw(faces))).numpy()
+
+
+def agree(a, b):
+    """min cosine >= 0.99999 and max |Δ| <= 1e-4 relative to the embedding scale (float32, different orders of
+    summation in XLA, oneDNN and onnxruntime)."""
+    cos = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    scale = max(float(np.abs(b).max()), 1.0)
+    assert cos.min() >= 0.99999 and np.abs(a - b).max() <= 1e-4 * scale, (cos.min(), np.abs(a - b).max(), scale)

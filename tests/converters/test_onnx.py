@@ -1,0 +1,142 @@
+"""ONNX both ways: graphs written by PyTorch's exporter (BatchNorm folded into convolutions, as in insightface's
+released w600k_r50 / w600k_mbf / glintr100) or unfolded with other epsilons and an MXNet-style in-graph input
+normalisation import with no flags and reproduce onnxruntime's outputs; ``converters.export_onnx`` writes files
+that onnxruntime runs with jsphere's outputs, at any batch size, and that import back.
+
+Agreement as everywhere in the converter tests: min cosine >= 0.99999 and max |Δ| <= 1e-4 relative to the
+embedding scale (float32 in XLA, oneDNN and onnxruntime, different summation orders).
+"""
+
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from onnx import helper, numpy_helper
+
+from converters import export_onnx, import_onnx, import_torch
+from jsphere import checkpoint, models
+from jsphere.inference import Embedder
+from tests.converters.reference import agree, images, normalised_nchw, random_torch_model, torch_embed
+
+
+def torch_to_onnx(model, path, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), dynamo=False, opset_version=13,
+                          input_names=["input.1"], output_names=["fc1"],
+                          dynamic_axes={"input.1": {0: "batch"}, "fc1": {0: "batch"}}, **options)
+
+
+def run_onnxruntime(path, x):
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "dim"), [
+    ("mobilefacenet", {"scale": 1}, 128),
+    ("iresnet18", {}, 32),
+    ("sfnet10", {}, 32),
+    ("sfnet10_deprecated", {}, 32),  # same tensors as sfnet10: the graph's ReLU placement tells them apart
+])
+def test_pytorch_exported_onnx_with_folded_batchnorm_imports_with_no_flags(tmp_path, name, kwargs, dim):
+    reference = random_torch_model(name, seed=1, embed_dim=dim, **kwargs)
+    torch_to_onnx(reference, tmp_path / "model.onnx")
+    found = []
+    out = import_onnx.import_onnx(str(tmp_path / "model.onnx"), str(tmp_path / "ckpt"),
+                                  report=lambda f, layout: found.append(f))
+    assert (found[0].arch, found[0].kwargs, found[0].embed_dim) == (name, kwargs, dim)
+    assert checkpoint.load_meta(out)["source"]["layout"] == "onnx"
+    faces = images(3)
+    ours = Embedder.from_checkpoint(out, batch_size=len(faces)).embed(faces, flip="none")
+    agree(ours, run_onnxruntime(tmp_path / "model.onnx", normalised_nchw(faces)))
+    agree(ours, torch_embed(reference, faces))
+
+
+def _prepend_mxnet_normalisation(model):
+    """Make the graph take 0-255 pixels and compute (x - 127.5) * 0.0078125 itself, as MXNet-converted models do."""
+    graph = model.graph
+    old = graph.input[0].name
+    graph.initializer.extend([numpy_helper.from_array(np.array(127.5, np.float32), "mx_mean"),
+                              numpy_helper.from_array(np.array(0.0078125, np.float32), "mx_scale")])
+    nodes = [helper.make_node("Sub", ["data", "mx_mean"], ["_minusscalar0"], name="_minusscalar0"),
+             helper.make_node("Mul", ["_minusscalar0", "mx_scale"], [old], name="_mulscalar0")]
+    rest = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + rest)
+    new_input = helper.make_tensor_value_info("data", onnx.TensorProto.FLOAT, ["batch", 3, 112, 112])
+    del graph.input[0]
+    graph.input.insert(0, new_input)
+
+
+def test_unfolded_batchnorm_other_epsilons_and_in_graph_normalisation_are_folded_exactly(tmp_path):
+    reference = random_torch_model("iresnet18", seed=2)
+    torch_to_onnx(reference, tmp_path / "plain.onnx", do_constant_folding=False)  # BN kept, slopes unsqueezed
+    model = onnx.load(str(tmp_path / "plain.onnx"))
+    batchnorms = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
+    assert len(batchnorms) > 20
+    for node in batchnorms:  # MXNet-converted graphs carry eps 2e-5 (fresnet) or 1e-3 (fmobilefacenet)
+        for attribute in node.attribute:
+            if attribute.name == "epsilon":
+                attribute.f = 1e-3
+    _prepend_mxnet_normalisation(model)
+    onnx.save(model, str(tmp_path / "mxnet_style.onnx"))
+    out = import_onnx.import_onnx(str(tmp_path / "mxnet_style.onnx"), str(tmp_path / "ckpt"))
+    assert checkpoint.load_meta(out)["source"]["input_normalisation_folded"] is True
+    faces = images(3, seed=4)
+    pixels = faces.astype(np.float32).transpose(0, 3, 1, 2).copy()
+    ours = Embedder.from_checkpoint(out, batch_size=len(faces)).embed(faces, flip="none")
+    agree(ours, run_onnxruntime(tmp_path / "mxnet_style.onnx", pixels))
+
+
+def test_export_onnx_runs_in_onnxruntime_with_jsphere_outputs_and_imports_back(tmp_path):
+    reference = random_torch_model("mobilefacenet", seed=3, embed_dim=128, scale=1)
+    torch.save(reference.state_dict(), tmp_path / "mbf.pth")
+    ckpt = import_torch.import_checkpoint("auto", str(tmp_path / "mbf.pth"), str(tmp_path / "ckpt"))
+    figures = export_onnx.export(str(ckpt), str(tmp_path / "mbf.onnx"))
+    assert figures["min_cosine"] >= 0.99999
+    faces = images(5, seed=6)  # another batch size than the export's example input
+    ours = Embedder.from_checkpoint(ckpt, batch_size=len(faces)).embed(faces, flip="none")
+    agree(run_onnxruntime(tmp_path / "mbf.onnx", normalised_nchw(faces)), ours)
+    back = import_onnx.import_onnx(str(tmp_path / "mbf.onnx"), str(tmp_path / "back"))
+    assert checkpoint.load_meta(back)["model"] == {"name": "mobilefacenet", "embed_dim": 128, "kwargs": {"scale": 1}}
+    agree(Embedder.from_checkpoint(back, batch_size=len(faces)).embed(faces, flip="none"), ours)
+
+
+def test_a_model_built_in_jax_exports_to_onnx(tmp_path):
+    """A jsphere model that never saw PyTorch (random init, non-trivial BN statistics) deploys as ONNX."""
+    from flax import nnx
+
+    model = models.build("sfnet4_bn", embed_dim=16, rngs=nnx.Rngs(7))
+    pure = models.pure_state(model)
+    rng = np.random.default_rng(0)
+    for stats in (pure["layer2"][0]["bn1"], pure["features"]):
+        stats["mean"] = rng.normal(0, 0.1, stats["mean"].shape).astype(np.float32)
+        stats["var"] = rng.uniform(0.5, 2.0, stats["var"].shape).astype(np.float32)
+    checkpoint.save_weights(tmp_path / "jax", step=3, backbone=pure, head=None,
+                            meta={"model": {"name": "sfnet4_bn", "embed_dim": 16, "kwargs": {}}, "head": None,
+                                  "source": {"converter": "test"}})
+    figures = export_onnx.export(str(tmp_path / "jax"), str(tmp_path / "jax.onnx"))
+    assert figures["min_cosine"] >= 0.99999
+
+
+def test_graphs_without_a_jsphere_counterpart_are_refused_naming_the_node(tmp_path):
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.normal(size=(8, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], name="stem", pads=[1, 1, 1, 1]),
+         helper.make_node("MaxPool", ["c"], ["p"], name="pool1", kernel_shape=[2, 2]),
+         helper.make_node("Flatten", ["p"], ["y"], name="flat")],
+        "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, None])], [weight])
+    onnx.save(helper.make_model(graph), str(tmp_path / "pool.onnx"))
+    with pytest.raises(ValueError, match=r"node pool1 \(MaxPool\) has no counterpart"):
+        import_onnx.import_onnx(str(tmp_path / "pool.onnx"), str(tmp_path / "out"))
+    torch_to_onnx(random_torch_model("sfnet4"), tmp_path / "ok.onnx")
+    data = (tmp_path / "ok.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="is not a readable ONNX model"):
+        import_onnx.import_onnx(str(tmp_path / "cut.onnx"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
