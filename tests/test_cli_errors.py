@@ -102,21 +102,6 @@ def test_describe_names_the_file_of_an_os_error():
     assert cli.describe(ValueError("two\nlines")) == "two lines"
 
 
-def test_pack_refuses_missing_sources_undecodable_folders_and_bad_lists(tmp_path):
-    proc = run("jsphere.data.pack", "--source", tmp_path / "none", "--out", tmp_path / "o1")
-    assert_one_error_line(proc, "jsphere.data.pack", "does not exist")
-    (tmp_path / "faces" / "alice").mkdir(parents=True)
-    (tmp_path / "faces" / "alice" / "1.jpg").write_text("not an image")
-    proc = run("jsphere.data.pack", "--source", tmp_path / "faces", "--out", tmp_path / "o2")
-    assert_one_error_line(proc, "jsphere.data.pack", "none of its 1 images decodes", "alice/1.jpg")
-    assert not list((tmp_path / "o2").glob("*.array_record"))
-    (tmp_path / "list.txt").write_text("a/1.jpg 0\na/2.jpg 3x\n")
-    proc = run("jsphere.data.pack", "--source", tmp_path / "list.txt", "--out", tmp_path / "o3")
-    assert_one_error_line(proc, "jsphere.data.pack", "list.txt:2: label '3x' is not an integer")
-
-
-def test_synthetic_and_benchmarks_refuse_impossible_requests(tmp_path):
-    proc = run("jsphere.data.synthetic", "--out", tmp_path, "--identities", "1")
-    assert_one_error_line(proc, "jsphere.data.synthetic", "at least 2 identities")
+def test_benchmarks_refuse_impossible_requests(tmp_path):
     proc = run("benchmarks.embed", "--archs", "resnet9000", "--steps", "1")
     assert_one_error_line(proc, "benchmarks.embed", "unknown model 'resnet9000'")

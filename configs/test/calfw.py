@@ -1,8 +1,8 @@
 """Test config calfw: pair verification, both protocols: ``configs/test/calfw.py[:opensphere|pairs|bin]``.
 
-Default: OpenSphere's pair list. ``:pairs`` reads the pair file as its authors publish it (LFW's ``pairs.txt``
-with its own 10 folds; CALFW/CPLFW's two-lines-per-pair files), ``:bin`` insightface's ``.bin``. Paths are in
-``configs/test/common.py``.
+Default: OpenSphere's ``calfw_ann.txt``; ``:pairs`` the authors' ``pairs_CALFW.txt`` (scored on its 10 folds
+of 300 + 300 pairs); ``:bin`` insightface's ``calfw.bin``. The set's ``format`` is ``auto`` (detected from the
+file). Paths are in ``configs/test/common.py``.
 """
 
 from configs.test.common import pair_set_config

@@ -1,8 +1,9 @@
 """Test config lfw: pair verification, both protocols: ``configs/test/lfw.py[:opensphere|pairs|bin]``.
 
-Default: OpenSphere's pair list. ``:pairs`` reads the pair file as its authors publish it (LFW's ``pairs.txt``
-with its own 10 folds; CALFW/CPLFW's two-lines-per-pair files), ``:bin`` insightface's ``.bin``. Paths are in
-``configs/test/common.py``.
+Default: OpenSphere's ``lfw_ann.txt``; ``:pairs`` the original ``pairs.txt`` (scored on its own 10 folds);
+``:bin`` insightface's ``lfw.bin``. The set's ``format`` field is ``auto``, so either LFW form is recognised
+from the file itself: ``--config.eval.sets[0].path=.../pairs.txt`` works with the default too (set
+``--config.eval.sets[0].format=lfw`` to insist). Paths are in ``configs/test/common.py``.
 """
 
 from configs.test.common import pair_set_config

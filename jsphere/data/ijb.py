@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jsphere.data.listfile import iter_lines
+
 GALLERIES = {"ijbb": ("S1", "S2"), "ijbc": ("G1", "G2")}
 
 
@@ -42,14 +44,11 @@ class IJBMeta:
 
 
 def _rows(path: Path, width: int):
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != width:
-                raise IJBMetaError(f"{path}:{number}: expected {width} fields, got {len(fields)}: {line.strip()!r}")
-            yield number, fields
+    """(line number, fields) of each entry of an IJB meta file, streamed (IJB-C's pair file has 15.6M lines)."""
+    for line in iter_lines(path, "IJB meta file"):
+        if len(line.fields) != width:
+            raise IJBMetaError(str(line.error(f"{width} fields")))
+        yield line.number, list(line.fields)
 
 
 def _read_1n(path: Path) -> tuple[np.ndarray, np.ndarray]:

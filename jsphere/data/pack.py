@@ -22,8 +22,14 @@ def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt:
     """Write the packed copy of a source; return the summary (images, identities, bytes, bad files)."""
     from array_record.python.array_record_module import ArrayRecordWriter
 
-    source = open_source(source_spec, data_dir, fmt)
+    if images_per_shard < 1:
+        raise cli.UserError(f"--images-per-shard {images_per_shard}: must be >= 1")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise cli.UserError(f"--out {out}: is a file; give a folder (it is created if missing)")
+    if out.is_dir() and ((out / "meta.json").exists() or any(out.glob("data-*.array_record"))):
+        raise cli.UserError(f"--out {out}: already holds a packed data set; give another folder or delete it first")
+    source = open_source(source_spec, data_dir, fmt)
     out.mkdir(parents=True, exist_ok=True)
     n = len(source)
     shards = max(1, -(-n // images_per_shard))

@@ -171,8 +171,18 @@ def generate(out: str | Path, *, identities: int = 300, images_per_identity: int
              holdout_images: int = 10, pairs: int = 3000, difficulty: float = 1.0, seed: int = 0) -> Path:
     """Write the data set to ``out`` (see the module docstring) and return ``out``."""
     if identities < 2 or holdout_identities < 2 or images_per_identity < 2 or holdout_images < 2:
-        raise ValueError("need at least 2 identities (train and held-out) and 2 images per identity")
+        raise ValueError(f"need at least 2 identities (--identities {identities}, --holdout-identities "
+                         f"{holdout_identities}) and 2 images per identity (--images-per-identity "
+                         f"{images_per_identity}, --holdout-images {holdout_images})")
+    if pairs < 2:
+        raise ValueError(f"--pairs {pairs}: need at least 2 (one genuine, one impostor pair)")
+    if difficulty < 0:
+        raise ValueError(f"--difficulty {difficulty}: must be >= 0 (0: no nuisance variation, 1: the default)")
+    if seed < 0:
+        raise ValueError(f"--seed {seed}: must be >= 0")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; give a folder (it is created if missing)")
     rng = np.random.default_rng(seed)
     faces = [Identity.sample(rng) for _ in range(identities + holdout_identities)]
     train_lines = []

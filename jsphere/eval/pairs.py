@@ -15,19 +15,21 @@ class PairSet:
     images: np.ndarray  # uint8 [N, 112, 112, 3]
     pairs: np.ndarray  # int [P, 2]
     labels: np.ndarray  # bool [P]
-    folds: np.ndarray | None = None  # int [P]: the file's own protocol folds (LFW pairs.txt)
+    folds: np.ndarray | None = None  # int [P]: the file's own protocol folds (None: 10 contiguous folds)
 
 
 def load_pair_set(set_cfg: Mapping[str, Any]) -> PairSet:
     """Read the images and pairs of a configured set: ``name``, ``type`` (pairs | bin), ``path``, ``data_dir``,
-    ``format`` (a pair file's form, default auto)."""
+    ``format`` (a pair file's form: auto (default), opensphere, lfw, xlfw, agedb) and ``lfw_image`` (where LFW's
+    pairs.txt finds image ``number`` of ``name``, default ``{name}/{name}_{number:04d}.jpg``)."""
     kind = set_cfg.get("type", "pairs")
     name = set_cfg.get("name", str(set_cfg["path"]))
     if kind == "pairs":
         from jsphere.data.images import load_images
-        from jsphere.data.pairs import read_pair_list
+        from jsphere.data.pairs import LFW_IMAGE, read_pair_list
 
-        pair_list = read_pair_list(set_cfg["path"], set_cfg.get("data_dir"), fmt=set_cfg.get("format", "auto"))
+        pair_list = read_pair_list(set_cfg["path"], set_cfg.get("data_dir"), fmt=set_cfg.get("format") or "auto",
+                                   lfw_image=set_cfg.get("lfw_image") or LFW_IMAGE)
         return PairSet(name, load_images(pair_list.paths), pair_list.pairs, pair_list.labels, pair_list.folds)
     if kind == "bin":
         from jsphere.data.binset import read_bin

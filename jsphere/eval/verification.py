@@ -5,8 +5,9 @@
   EER = root of 1 - x - ROC(x) with the ROC linearly interpolated, AUC, TPR@FPR by linear interpolation.
   All x 100.
 * ``kfold_accuracy`` (insightface / LFW standard protocol): squared L2 distance of L2-normalised embeddings,
-  10 contiguous folds (or the folds the pair file defines, as LFW's pairs.txt does), the threshold (grid
-  0 ... 3.99 step 0.01, first maximum) chosen on the other 9 folds, mean and std of the 10 held-out accuracies.
+  10 contiguous folds (insightface's ``.bin`` sets) or the folds the pair file defines (LFW's pairs.txt, CALFW,
+  CPLFW, AgeDB's protocol file), the threshold (grid 0 ... 3.99 step 0.01, first maximum) chosen on the other
+  folds, mean and std of the held-out accuracies.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def kfold_accuracy(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, nfold
                    folds: np.ndarray | None = None) -> dict[str, float]:
     """insightface's 10-fold accuracy: ``acc_mean``, ``acc_std`` (x 100) and the mean chosen threshold.
 
-    ``folds`` (the fold index of each pair) replaces the ``nfolds`` contiguous folds.
+    ``folds`` (the fold index of each pair, e.g. ``PairList.folds``) replaces the ``nfolds`` contiguous folds.
     """
     emb1, emb2 = l2_normalize(np.asarray(emb1, np.float64)), l2_normalize(np.asarray(emb2, np.float64))
     issame = np.asarray(issame, bool)
@@ -65,8 +66,9 @@ def kfold_accuracy(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, nfold
         splits = list(KFold(n_splits=nfolds, shuffle=False).split(issame))
     else:
         folds = np.asarray(folds)
-        if folds.shape != issame.shape or len(np.unique(folds)) < 2:
-            raise ValueError(f"folds {folds.shape} must give each of the {len(issame)} pairs one of >= 2 folds")
+        if folds.shape != issame.shape or folds.dtype.kind not in "iu" or len(np.unique(folds)) < 2:
+            raise ValueError(f"folds ({folds.dtype} {folds.shape}) must give each of the {len(issame)} pairs an "
+                             "integer fold, at least two different ones")
         splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in np.unique(folds)]
     dist = np.sum(np.square(emb1 - emb2), axis=1)
     thresholds = np.arange(0, 4, 0.01)

@@ -80,12 +80,30 @@ def test_a_first_line_missing_its_label_is_named_as_line_one(tmp_path):
 
 def test_a_non_integer_label_in_an_integer_labelled_list_names_file_and_line(tmp_path):
     (tmp_path / "list.txt").write_text("a/1.jpg 0\n# a comment\na/2.jpg 0\nb/1.jpg 3x\n")
-    with pytest.raises(sources.ListFormatError, match="list.txt:4: label '3x' is not an integer but .*list.txt:1 "
-                                                      "has the integer label '0'"):
+    with pytest.raises(sources.ListFormatError, match="list.txt:4: label '3x' is not an integer, but 2 of the "
+                                                      "list's 3 labels are: an integer-labelled list"):
         sources.read_list(tmp_path / "list.txt")
-    (tmp_path / "names.txt").write_text("a/1.jpg alice\nb/1.jpg 7\n")
-    with pytest.raises(sources.ListFormatError, match="names.txt:2: label '7' is an integer but .* identity name"):
-        sources.read_list(tmp_path / "names.txt")
+
+
+def test_a_bad_first_label_is_named_as_line_one_not_the_good_lines_after_it(tmp_path):
+    (tmp_path / "list.txt").write_text("a/1.jpg 3x\na/2.jpg 0\nb/1.jpg 1\n")
+    with pytest.raises(sources.ListFormatError, match="list.txt:1: label '3x' is not an integer"):
+        sources.read_list(tmp_path / "list.txt")
+
+
+def test_identity_names_may_include_some_that_are_digits(tmp_path):
+    (tmp_path / "names.txt").write_text("x/0.jpg alice\nx/1.jpg 7\nx/2.jpg bob\nx/3.jpg 10\nx/4.jpg carol\n")
+    src = sources.read_list(tmp_path / "names.txt")
+    assert src.class_names == ["10", "7", "alice", "bob", "carol"] and src.labels.tolist() == [2, 1, 3, 0, 4]
+
+
+def test_half_integer_labels_make_an_integer_list_and_unicode_digits_are_not_integers(tmp_path):
+    (tmp_path / "tie.txt").write_text("x/0.jpg alice\nx/1.jpg 7\n")
+    with pytest.raises(sources.ListFormatError, match="tie.txt:1: label 'alice' is not an integer, but 1 of"):
+        sources.read_list(tmp_path / "tie.txt")
+    (tmp_path / "superscript.txt").write_text("x/0.jpg 1\nx/1.jpg 2\nx/2.jpg \u00b2\n", encoding="utf-8")
+    with pytest.raises(sources.ListFormatError, match="superscript.txt:3: label '\u00b2' is not an integer"):
+        sources.read_list(tmp_path / "superscript.txt")
 
 
 def test_integer_labels_keep_their_numeric_order_and_names_sort_as_strings(tmp_path):
@@ -93,6 +111,19 @@ def test_integer_labels_keep_their_numeric_order_and_names_sort_as_strings(tmp_p
     assert sources.read_list(tmp_path / "ints.txt").labels.tolist() == [3, 2, 0, 1]
     (tmp_path / "names.txt").write_text("x/0.jpg n10\nx/1.jpg n2\nx/2.jpg n0\n")
     assert sources.read_list(tmp_path / "names.txt").labels.tolist() == [1, 2, 0]
+
+
+def test_one_integer_written_two_ways_is_one_class_named_as_first_written(tmp_path):
+    (tmp_path / "ints.txt").write_text("x/0.jpg 007\nx/1.jpg 3\nx/2.jpg 7\n")
+    src = sources.read_list(tmp_path / "ints.txt")
+    assert src.num_classes == 2 and src.class_names == ["3", "007"] and src.labels.tolist() == [1, 0, 1]
+
+
+def test_tabs_windows_line_ends_and_a_byte_order_mark_are_accepted(tmp_path):
+    (tmp_path / "list.txt").write_bytes("\ufeffa/1.jpg\t0\r\n\r\nb/1.jpg\t1\r\n".encode())
+    src = sources.read_list(tmp_path / "list.txt")
+    assert src.paths == ["a/1.jpg", "b/1.jpg"] and src.labels.tolist() == [0, 1]
+    assert src.describe(1).endswith("list.txt:3)")
 
 
 def test_a_binary_file_given_as_a_list_is_named(tmp_path):
