@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -29,6 +30,51 @@ def timed(fn: Callable[[], object], steps: int, warmup: int = 1) -> tuple[float,
     return statistics.median(times), times
 
 
+def interleaved(runners: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds per call of each runner, timed in turns (one call of each per round), so that the drift of
+    a shared machine's load hits every runner alike."""
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+@contextlib.contextmanager
+def xla_convolutions(enabled: bool = True):
+    """Trace jsphere models with XLA's own CPU convolution (the baseline of ``jsphere.models.cpu_conv``)."""
+    from jsphere.models import cpu_conv
+
+    previous = os.environ.get(cpu_conv.ENV_SWITCH)
+    if enabled:
+        os.environ[cpu_conv.ENV_SWITCH] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(cpu_conv.ENV_SWITCH, None)
+        else:
+            os.environ[cpu_conv.ENV_SWITCH] = previous
+
+
+def isa() -> str:
+    """The widest x86 vector extension of this CPU (AVX512-BF16 / AVX-512 / AVX2 / SSE), or the machine type."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return platform.machine()
+    for flag, name in (("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in flags:
+            return name
+    return "SSE"
+
+
 def machine() -> str:
     import jax
 
@@ -40,4 +86,4 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores; JAX {jax.__version__} on {len(devices)} x {kind}"
+    return f"{cpu} ({isa()}), {os.cpu_count()} cores; JAX {jax.__version__} on {len(devices)} x {kind}"

@@ -1,18 +1,21 @@
-"""``python -m benchmarks.embed [--archs iresnet50 sfnet20] [--batch 64] [--steps 10] [--device cpu|gpu]``
+"""``python -m benchmarks.embed [--archs mobilefacenet sfnet20 iresnet50] [--batch 64] [--steps 10]
+[--device cpu|gpu] [--xla-baseline]``
 
 Inference throughput (eval mode, no flip) of jsphere's jitted forward and of the same PyTorch model
-(``converters.torch_models``) under ``torch.inference_mode``, same batch and threads.
+(``converters.torch_models``) under ``torch.inference_mode``, same batch and threads, timed in turns. With
+``--xla-baseline`` jsphere also runs with XLA's own CPU convolution (what ``jsphere.models.cpu_conv`` replaces).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
-from benchmarks.common import machine, setup_threads, timed
+from benchmarks.common import interleaved, machine, setup_threads, xla_convolutions
 from jsphere import cli
 
 
-def jsphere_embed(arch: str, batch: int, steps: int) -> float:
+def jsphere_runner(arch: str, batch: int, xla_conv: bool = False) -> Callable[[], object]:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -25,11 +28,12 @@ def jsphere_embed(arch: str, batch: int, steps: int) -> float:
     graphdef, state = nnx.split(model)
     forward = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
     x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (batch, 112, 112, 3)).astype(np.float32))
-    median, _ = timed(lambda: forward(state, x).block_until_ready(), steps, warmup=2)
-    return batch / median
+    with xla_convolutions(xla_conv):
+        compiled = forward.lower(state, x).compile()
+    return lambda: compiled(state, x).block_until_ready()
 
 
-def torch_embed(arch: str, batch: int, steps: int, device: str) -> float:
+def torch_runner(arch: str, batch: int, device: str) -> Callable[[], object]:
     import torch
 
     from converters import torch_models
@@ -45,24 +49,32 @@ def torch_embed(arch: str, batch: int, steps: int, device: str) -> float:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    median, _ = timed(run, steps, warmup=2)
-    return batch / median
+    return run
 
 
 def main(argv=None) -> int:
     p = cli.ArgumentParser(prog="benchmarks.embed", description=__doc__)
-    p.add_argument("--archs", nargs="+", default=["iresnet50", "sfnet20"])
+    p.add_argument("--archs", nargs="+", default=["mobilefacenet", "sfnet20", "iresnet50"])
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--xla-baseline", action="store_true", help="also time jsphere with XLA's CPU convolution")
     a = p.parse_args(argv)
+    if a.batch < 1 or a.steps < 1:
+        raise cli.UserError(f"--batch {a.batch} / --steps {a.steps}: both must be >= 1")
     setup_threads(a.device)
+    print(f"embedding img/s, batch {a.batch}, median of {a.steps} interleaved rounds, on {machine()}")
     rows = []
     for arch in a.archs:
-        ours, theirs = jsphere_embed(arch, a.batch, a.steps), torch_embed(arch, a.batch, a.steps, a.device)
-        rows.append({"arch": arch, "batch": a.batch, "jsphere_img_per_s": ours, "torch_img_per_s": theirs})
-        print(f"{arch:<12} batch {a.batch}: jsphere {ours:8.1f} img/s, PyTorch {theirs:8.1f} img/s "
-              f"({ours / theirs:.2f}x)")
+        runners = {"jsphere": jsphere_runner(arch, a.batch)}
+        if a.xla_baseline:
+            runners["jsphere_xla_conv"] = jsphere_runner(arch, a.batch, xla_conv=True)
+        runners["torch"] = torch_runner(arch, a.batch, a.device)
+        seconds = interleaved(runners, a.steps)
+        row = {"arch": arch, "batch": a.batch, **{f"{k}_img_per_s": a.batch / v for k, v in seconds.items()}}
+        rows.append(row)
+        print(f"  {arch:<14}" + "  ".join(f"{k} {a.batch / v:7.1f}" for k, v in seconds.items())
+              + f"  jsphere/PyTorch {seconds['torch'] / seconds['jsphere']:.2f}x", flush=True)
     print(json.dumps({"benchmark": "embed", "machine": machine(), "rows": rows}))
     return 0
 

@@ -1,24 +1,28 @@
 """``python -m benchmarks.train_step --arch sfnet20_deprecated --head sphereface2 --batch 32 --steps 20
-[--dtype fp32|bf16] [--device cpu|gpu] [--classes 8631] [--no-torch]``
+[--dtype fp32|bf16] [--device cpu|gpu] [--classes 8631] [--no-torch] [--xla-baseline]``
 
 Median step time and img/s of jsphere's jit train step (forward + loss + backward + SGD update; compilation
 timed separately) and of the same model/head/optimizer step in PyTorch (``converters.torch_models`` and
-``converters.torch_heads``), in one run, same batch, same threads; on a GPU also MFU (XLA's FLOP count over
-the measured bf16 matmul peak) and peak memory, with PyTorch AMP (bf16 autocast) as the reference.
+``converters.torch_heads``), in one run, same batch, same threads, timed in turns; ``--xla-baseline`` adds
+jsphere with XLA's own CPU convolution (what ``jsphere.models.cpu_conv`` replaces). On a GPU also MFU (XLA's
+FLOP count over the measured bf16 matmul peak) and peak memory, with PyTorch AMP (bf16 autocast) as the
+reference.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
-from benchmarks.common import machine, setup_threads, timed
+from benchmarks.common import interleaved, machine, setup_threads, timed, xla_convolutions
 from jsphere import cli
 
 HEAD_HPARAMS = {"sphereface2": dict(magn_type="C", alpha=0.7, r=40.0, m=0.4, t=3.0, lw=10.0),
                 "arcface": dict(s=64.0, m=0.5), "cosface": dict(s=64.0, m=0.35), "sphereface": dict(s=30.0, m=1.5)}
 
 
-def jsphere_step(arch, head, batch, classes, dtype, steps):
+def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False):
+    """(runner, facts): one jitted train step on a fixed batch, and its compile time, FLOPs and memory."""
     import jax
     import numpy as np
     from absl import flags
@@ -35,31 +39,31 @@ def jsphere_step(arch, head, batch, classes, dtype, steps):
     mesh = parallel.make_mesh(1)
     trainer = trainers.get(c.trainer)
     setup = trainers.make_setup(c, mesh, classes)
-    state = trainers.init_state(setup)
+    holder = {"state": trainers.init_state(setup)}
     step = trainers.make_step(setup, trainer.loss)
     rng = np.random.default_rng(0)
     data = parallel.global_batch({"image": rng.uniform(-1, 1, (batch, 112, 112, 3)).astype(np.float32),
                                   "label": rng.integers(0, classes, batch).astype(np.int32)}, mesh)
-    lowered = step.lower(state, data)
-    compile_s, _ = timed(lambda: lowered.compile(), 1, warmup=0)
+    with xla_convolutions(xla_conv):
+        lowered = step.lower(holder["state"], data)
+    start = time.perf_counter()
     compiled = lowered.compile()
-    holder = {"state": state}
+    compile_s = time.perf_counter() - start
 
     def run():
         holder["state"], metrics = compiled(holder["state"], data)
         jax.block_until_ready(metrics)
 
-    median, _ = timed(run, steps, warmup=2)
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     memory = compiled.memory_analysis()
-    return {"median_s": median, "img_per_s": batch / median, "compile_s": compile_s,
-            "flops": float(cost.get("flops", 0.0)) if cost else 0.0,
-            "peak_bytes": getattr(memory, "temp_size_in_bytes", 0) + getattr(memory, "argument_size_in_bytes", 0)
-            if memory else 0}
+    return run, {"compile_s": compile_s, "flops": float(cost.get("flops", 0.0)) if cost else 0.0,
+                 "peak_bytes": getattr(memory, "temp_size_in_bytes", 0) + getattr(memory, "argument_size_in_bytes", 0)
+                 if memory else 0}
 
 
-def torch_step(arch, head, batch, classes, dtype, steps, device):
+def torch_step(arch, head, batch, classes, dtype, device):
+    """A runner of the same model/head/optimizer step in PyTorch."""
     import torch
 
     from converters import torch_heads, torch_models
@@ -84,9 +88,7 @@ def torch_step(arch, head, batch, classes, dtype, steps, device):
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    median, _ = timed(run, steps, warmup=2)
-    peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else 0
-    return {"median_s": median, "img_per_s": batch / median, "peak_bytes": peak}
+    return run
 
 
 def matmul_peak_flops() -> float:
@@ -111,25 +113,35 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--xla-baseline", action="store_true", help="also time jsphere with XLA's CPU convolution")
     a = p.parse_args(argv)
+    if a.batch < 1 or a.steps < 1:
+        raise cli.UserError(f"--batch {a.batch} / --steps {a.steps}: both must be >= 1")
     setup_threads(a.device)
-    ours = jsphere_step(a.arch, a.head, a.batch, a.classes, a.dtype, a.steps)
+    runners, facts = {}, {}
+    runners["jsphere"], facts["jsphere"] = jsphere_step(a.arch, a.head, a.batch, a.classes, a.dtype)
+    if a.xla_baseline:
+        runners["jsphere_xla_conv"], facts["jsphere_xla_conv"] = jsphere_step(a.arch, a.head, a.batch, a.classes,
+                                                                              a.dtype, xla_conv=True)
+    if not a.no_torch:
+        runners["torch"] = torch_step(a.arch, a.head, a.batch, a.classes, a.dtype, a.device)
+    seconds = interleaved(runners, a.steps)
     result = {"benchmark": "train_step", "arch": a.arch, "head": a.head, "batch": a.batch, "dtype": a.dtype,
-              "machine": machine(), "jsphere": ours}
+              "machine": machine(), **{k: {"median_s": v, "img_per_s": a.batch / v, **facts.get(k, {})}
+                                       for k, v in seconds.items()}}
     if a.device == "gpu":
         peak = matmul_peak_flops()
-        result["mfu"] = ours["flops"] / ours["median_s"] / peak
+        result["mfu"] = facts["jsphere"]["flops"] / seconds["jsphere"] / peak
         result["matmul_peak_tflops"] = peak / 1e12
-    if not a.no_torch:
-        theirs = torch_step(a.arch, a.head, a.batch, a.classes, a.dtype, a.steps, a.device)
-        result["torch"] = theirs
-        result["time_ratio_jsphere_over_torch"] = ours["median_s"] / theirs["median_s"]
-    print(f"{a.arch} + {a.head}, batch {a.batch}, {a.dtype} on {result['machine']}")
-    print(f"  jsphere: {ours['median_s'] * 1e3:8.1f} ms/step {ours['img_per_s']:8.1f} img/s "
-          f"(compile {ours['compile_s']:.1f} s)")
-    if "torch" in result:
-        print(f"  PyTorch: {result['torch']['median_s'] * 1e3:8.1f} ms/step {result['torch']['img_per_s']:8.1f} img/s")
-        print(f"  jsphere / PyTorch step time: {result['time_ratio_jsphere_over_torch']:.2f}x")
+    print(f"{a.arch} + {a.head}, batch {a.batch}, {a.dtype}, median of {a.steps} interleaved steps, on "
+          f"{result['machine']}")
+    for name, value in seconds.items():
+        extra = f" (compile {facts[name]['compile_s']:.1f} s)" if name in facts else ""
+        print(f"  {name:<18} {value * 1e3:9.1f} ms/step {a.batch / value:8.1f} img/s{extra}")
+    if "torch" in seconds:
+        for name in runners:
+            if name != "torch":
+                print(f"  {name} / PyTorch step time: {seconds[name] / seconds['torch']:.2f}x")
     if "mfu" in result:
         print(f"  MFU {100 * result['mfu']:.1f}% of a measured {result['matmul_peak_tflops']:.0f} TFLOP/s bf16 peak")
     print(json.dumps(result))

@@ -3,7 +3,8 @@
 Every layer here keeps PyTorch's behaviour so that converted weights give the same outputs:
 
 * ``conv``: a Flax ``nnx.Conv`` with explicit symmetric padding (PyTorch ``padding=p``; Flax's ``'SAME'``
-  pads a 3x3 stride-2 convolution (0, 1) on even inputs, PyTorch pads (1, 1)).
+  pads a 3x3 stride-2 convolution (0, 1) on even inputs, PyTorch pads (1, 1)), computed on the CPU by
+  ``cpu_conv`` (fast weight gradients and depthwise convolutions) and elsewhere by XLA's convolution.
 * ``BatchNorm``: PyTorch's ``BatchNorm{1,2}d`` (momentum 0.1, eps 1e-5, running variance stored *unbiased*),
   with an optional frozen scale (insightface's ``features``) and per-group statistics (PyTorch-DDP parity:
   each device normalises with its own batch statistics).
@@ -20,6 +21,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from jsphere.models import cpu_conv
 
 Array = jax.Array
 
@@ -101,6 +104,7 @@ def conv(
         bias_init=torch_default_bias(fan_in),
         dtype=dtype,
         param_dtype=jnp.float32,
+        conv_general_dilated=cpu_conv.conv_general_dilated,
         rngs=rngs,
     )
 
