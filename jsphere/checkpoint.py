@@ -39,6 +39,11 @@ class Weights:
     head: dict[str, Any] | None
 
 
+def _complete_steps(root: Path) -> list[int]:
+    """The numbered folders of ``root`` that hold metadata (orbax renames a step folder into place when done)."""
+    return sorted(int(c.name) for c in root.iterdir() if c.name.isdigit() and (c / META).exists())
+
+
 def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
     """Return (checkpoints folder, step) for a workdir, a checkpoints folder or a step folder."""
     p = Path(path).expanduser().resolve()
@@ -50,7 +55,7 @@ def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
         if step is not None and step != int(p.name):
             raise ValueError(f"{p} is the checkpoint of step {p.name}, not {step}")
         return p.parent, int(p.name)
-    steps = sorted(int(c.name) for c in p.iterdir() if c.name.isdigit() and (c / META).exists())
+    steps = _complete_steps(p)
     if not steps:
         raise FileNotFoundError(
             f"{p} holds no jsphere checkpoint (expected {CHECKPOINTS}/<step>/{{{WEIGHTS},{META}}}); "
@@ -65,8 +70,7 @@ def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
 
 def list_steps(path: str | os.PathLike) -> list[int]:
     """Steps with a complete checkpoint under ``path`` (workdir or checkpoints folder), ascending."""
-    root, _ = _resolve(path, None)
-    return sorted(int(c.name) for c in root.iterdir() if c.name.isdigit() and (c / META).exists())
+    return _complete_steps(_resolve(path, None)[0])
 
 
 def _to_numpy(tree: Any) -> Any:
@@ -75,28 +79,16 @@ def _to_numpy(tree: Any) -> Any:
     return jax.tree.map(np.asarray, tree)
 
 
-def save_weights(
-    directory: str | os.PathLike,
-    *,
-    step: int,
-    backbone: dict[str, Any],
-    head: dict[str, Any] | None,
-    meta: dict[str, Any],
-) -> Path:
+def save_weights(directory: str | os.PathLike, *, step: int, backbone: dict[str, Any], head: dict[str, Any] | None,
+                 meta: dict[str, Any]) -> Path:
     """Write an inference checkpoint (backbone + optional head) as ``<directory>/checkpoints/<step>``."""
     root = Path(directory).expanduser().resolve() / CHECKPOINTS
     if (root / str(step)).exists():
         raise FileExistsError(f"{root / str(step)} already exists: choose another output folder or remove it")
-    items = {WEIGHTS: {"backbone": _to_numpy(backbone), "head": _to_numpy(head) if head else {}}}
-    meta = {**meta, "step": int(step)}
+    weights = {"backbone": _to_numpy(backbone), "head": _to_numpy(head) if head else {}}
+    args = {WEIGHTS: ocp.args.StandardSave(weights), META: ocp.args.JsonSave({**meta, "step": int(step)})}
     with ocp.CheckpointManager(root, options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False)) as m:
-        m.save(
-            int(step),
-            args=ocp.args.Composite(
-                **{WEIGHTS: ocp.args.StandardSave(items[WEIGHTS]), META: ocp.args.JsonSave(meta)}
-            ),
-            force=True,
-        )
+        m.save(int(step), args=ocp.args.Composite(**args), force=True)
         m.wait_until_finished()
     return root / str(step)
 
@@ -212,23 +204,15 @@ class TrainCheckpointer:
         if every_steps:
             save_policies.append(sdp.FixedIntervalPolicy(every_steps))
         self.with_data = with_data
-        items = (WEIGHTS, TRAIN, META) + ((DATA,) if with_data else ())
-        self._handlers = {}
-        if with_data:
-            import grain
+        import grain
 
-            self._handlers[DATA] = grain.checkpoint.CheckpointHandler()
         self._manager = ocp.CheckpointManager(
-            self.root,
-            item_names=items,
-            item_handlers=self._handlers or None,
+            self.root, item_names=(WEIGHTS, TRAIN, META) + ((DATA,) if with_data else ()),
+            item_handlers={DATA: grain.checkpoint.CheckpointHandler()} if with_data else None,
             options=ocp.CheckpointManagerOptions(
-                enable_async_checkpointing=async_save,
+                enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
                 preservation_policy=pp.AnyPreservationPolicy(keep_policies),
-                save_decision_policy=sdp.AnySavePolicy(save_policies),
-                cleanup_tmp_directories=True,
-            ),
-        )
+                save_decision_policy=sdp.AnySavePolicy(save_policies)))
 
     def should_save(self, step: int) -> bool:
         """Whether the policy saves ``step`` (an interval step, a listed step, the last one, a preemption)."""
@@ -239,9 +223,6 @@ class TrainCheckpointer:
         preemption service agrees on the step without a collective per step); False in a single process."""
         return self._manager.reached_preemption(int(step))
 
-    def latest_step(self) -> int | None:
-        return self._manager.latest_step()
-
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
@@ -249,11 +230,8 @@ class TrainCheckpointer:
         """Start saving ``step`` (returns once the arrays are copied off the devices)."""
         import grain
 
-        args = {
-            WEIGHTS: ocp.args.StandardSave(weights),
-            TRAIN: ocp.args.StandardSave(train),
-            META: ocp.args.JsonSave({**meta, "step": int(step)}),
-        }
+        args = {WEIGHTS: ocp.args.StandardSave(weights), TRAIN: ocp.args.StandardSave(train),
+                META: ocp.args.JsonSave({**meta, "step": int(step)})}
         if self.with_data:
             args[DATA] = grain.checkpoint.CheckpointSave(data_iterator)
         self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
@@ -265,10 +243,7 @@ class TrainCheckpointer:
         """
         import grain
 
-        args = {
-            WEIGHTS: ocp.args.StandardRestore(_abstract(weights)),
-            TRAIN: ocp.args.StandardRestore(_abstract(train)),
-        }
+        args = {item: ocp.args.StandardRestore(_abstract(tree)) for item, tree in ((WEIGHTS, weights), (TRAIN, train))}
         if self.with_data and data_iterator is not None:
             args[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
         restored = self._manager.restore(int(step), args=ocp.args.Composite(**args))
