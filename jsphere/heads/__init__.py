@@ -1,10 +1,12 @@
 """Margin losses of hyperspherical face recognition, one short file each, as pure jittable functions.
 
-``build(name, **hparams)`` returns a head with ``init``, ``project`` and ``loss``; see ``base.Head``.
+``build(name, **hparams)`` returns a head with ``init``, ``project`` and ``loss``; see ``base.Head``. The heads
+that are a softmax over logits made from the cosines share the ``margin_softmax.MarginSoftmax`` template.
 """
 
 from jsphere.heads.base import Head
 from jsphere.heads.common import ClassAxis
+from jsphere.heads.margin_softmax import MarginContext, Margined, MarginSoftmax
 from jsphere.heads.registry import ALIASES, build, names, register
 
-__all__ = ["ALIASES", "ClassAxis", "Head", "build", "names", "register"]
+__all__ = ["ALIASES", "ClassAxis", "Head", "MarginContext", "MarginSoftmax", "Margined", "build", "names", "register"]

@@ -17,8 +17,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import softmax_cross_entropy, target, unit_rows
+from jsphere.heads.common import unit_rows
+from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
 
 def _parts(x, w, onehot):
@@ -65,7 +65,7 @@ def _bwd(res, g):
 caffe_margin_logits.defvjp(_fwd, _bwd)
 
 
-class ASoftmaxCaffe(Head):
+class ASoftmaxCaffe(MarginSoftmax):
     name = "a_softmax_caffe"
     defaults = {"base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0, "caffe_backward": True}
 
@@ -73,11 +73,12 @@ class ASoftmaxCaffe(Head):
         it = jnp.asarray(step, jnp.float32) + 1.0
         return jnp.maximum(self.lambda_min, self.base * (1.0 + self.gamma * it) ** (-self.power))
 
-    def forward(self, params, state, x, labels, step, axis):
-        w = unit_rows(params["w"])
-        onehot = axis.one_hot(labels, x.dtype)
-        lam = self.annealed_lambda(step).astype(x.dtype)
-        logits = caffe_margin_logits(x, w, onehot, lam) if self.caffe_backward else _logits(x, w, onehot, lam)
-        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        cos = (x @ w.T) / jnp.linalg.norm(x, axis=-1, keepdims=True)
-        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), "lambda": lam, **feature_norm_aux(x)}
+    def cosines(self, params, x):
+        """Only for the aux metric: the logits are computed from the unnormalised features."""
+        return (x @ unit_rows(params["w"]).T) / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+    def margined(self, cos, onehot, ctx):
+        w = unit_rows(ctx.params["w"])
+        lam = self.annealed_lambda(ctx.step).astype(ctx.x.dtype)
+        margin_logits = caffe_margin_logits if self.caffe_backward else _logits
+        return Margined(margin_logits(ctx.x, w, onehot, lam), aux={"lambda": lam})

@@ -13,22 +13,14 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import THETA_MAX, angle, cosine, detached, softmax_cross_entropy, target
+from jsphere.heads.common import THETA_MAX, angle, detached
+from jsphere.heads.margin_softmax import MarginSoftmax
 
 
-def arcface_logits(cos, onehot, s, m, detach=True):
-    mu = jnp.clip(angle(cos) + m * onehot, 1e-5, THETA_MAX)
-    return s * detached(cos, jnp.cos(mu), detach)
-
-
-class ArcFace(Head):
+class ArcFace(MarginSoftmax):
     name = "arcface"
     defaults = {"s": 64.0, "m": 0.5, "detach_margin": True}
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
-        logits = arcface_logits(cos, onehot, self.s, self.m, self.detach_margin)
-        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
+    def logits(self, cos, onehot, ctx):
+        mu = jnp.clip(angle(cos) + self.m * onehot, 1e-5, THETA_MAX)
+        return self.s * detached(cos, jnp.cos(mu), self.detach_margin)

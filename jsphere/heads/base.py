@@ -28,7 +28,9 @@ class Head:
     every update, as OpenSphere does in place).
     ``loss(params, state, embeddings, labels, step) -> (loss, new_state, aux)``.
     Subclasses set ``name``, ``defaults`` (every hyper-parameter with OpenSphere's default) and implement
-    ``forward(params, state, x, labels, step, axis)``, where ``axis`` does every reduction over classes.
+    ``forward(params, state, x, labels, step, axis)``, where ``axis`` does every reduction over classes; a head
+    that is a softmax cross-entropy over logits made from the cosines subclasses ``MarginSoftmax`` instead and
+    writes only its logits.
     """
 
     name: ClassVar[str]

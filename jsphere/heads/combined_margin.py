@@ -15,23 +15,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import angle, cosine, detached, softmax_cross_entropy, target
+from jsphere.heads.common import angle, detached
+from jsphere.heads.margin_softmax import MarginSoftmax
 
 
-class CombinedMargin(Head):
+class CombinedMargin(MarginSoftmax):
     name = "combined_margin"
     defaults = {"s": 64.0, "m1": 1.0, "m2": 0.5, "m3": 0.0, "interclass_filtering_threshold": 0.0,
                 "detach_margin": True}
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
+    def logits(self, cos, onehot, ctx):
         if self.interclass_filtering_threshold > 0:
             keep = jnp.logical_or(cos <= self.interclass_filtering_threshold, onehot > 0)
             cos = cos * jax.lax.stop_gradient(keep.astype(cos.dtype))
         theta = angle(cos)
         psi = jnp.where(onehot > 0, jnp.cos(self.m1 * theta + self.m2) - self.m3, jnp.cos(theta))
-        logits = self.s * detached(cos, psi, self.detach_margin)
-        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
+        return self.s * detached(cos, psi, self.detach_margin)

@@ -17,28 +17,25 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import cosine, softmax_cross_entropy, target
+from jsphere.heads.common import target
+from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
 
-class CurricularFace(Head):
+class CurricularFace(MarginSoftmax):
     name = "curricularface"
     defaults = {"s": 64.0, "m": 0.5, "t_momentum": 0.01}
+    clip_cos = True
 
     def init_state(self):
         return {"t": jnp.zeros((), jnp.float32)}
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = jnp.clip(cosine(x, params["w"]), -1.0, 1.0)
-        onehot = axis.one_hot(labels, cos.dtype)
-        c_y = target(cos, onehot, axis)
+    def margined(self, cos, onehot, ctx):
+        c_y = target(cos, onehot, ctx.axis)
         sin_y = jnp.sqrt(jnp.maximum(1.0 - c_y**2, 1e-12))
         c_ym = c_y * math.cos(self.m) - sin_y * math.sin(self.m)
         final_target = jnp.where(c_y > math.cos(math.pi - self.m), c_ym, c_y - math.sin(math.pi - self.m) * self.m)
-        t = jax.lax.stop_gradient(self.t_momentum * jnp.mean(c_y) + (1.0 - self.t_momentum) * state["t"])
+        t = jax.lax.stop_gradient(self.t_momentum * jnp.mean(c_y) + (1.0 - self.t_momentum) * ctx.state["t"])
         hard = cos > c_ym[:, None]
         logits = jnp.where(hard, cos * (t + cos), cos)
         logits = self.s * jnp.where(onehot > 0, final_target[:, None], logits)
-        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        aux = {"cos_target": jnp.mean(c_y), "t": t, **feature_norm_aux(x)}
-        return loss, {"t": t.astype(jnp.float32)}, aux
+        return Margined(logits, state={"t": t.astype(jnp.float32)}, aux={"t": t})

@@ -12,23 +12,18 @@ gradient clipping at 5.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import angle, cosine, softmax_cross_entropy, target
+from jsphere.heads.common import angle
+from jsphere.heads.margin_softmax import MarginSoftmax
 
 SLOPE = 0.63662
 
 
-class GASoftmax(Head):
+class GASoftmax(MarginSoftmax):
     name = "gasoftmax"
     defaults = {"s": 30.0, "m": 1.5}
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
+    def logits(self, cos, onehot, ctx):
         theta = angle(cos)
         psi = theta * (1.0 + (self.m - 1.0) * onehot)
-        logits = self.s * (1.0 - SLOPE * (theta + jax.lax.stop_gradient(psi - theta)))
-        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
+        return self.s * (1.0 - SLOPE * (theta + jax.lax.stop_gradient(psi - theta)))

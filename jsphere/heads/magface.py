@@ -12,28 +12,25 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import cosine, softmax_cross_entropy, target
+from jsphere.heads.common import target
+from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
 
-class MagFace(Head):
+class MagFace(MarginSoftmax):
     name = "magface"
     defaults = {"s": 64.0, "l_a": 10.0, "u_a": 110.0, "l_m": 0.45, "u_m": 0.8, "lambda_g": 35.0, "easy_margin": False}
+    clip_cos = True
 
-    def forward(self, params, state, x, labels, step, axis):
-        a = jnp.clip(jnp.linalg.norm(x, axis=-1), self.l_a, self.u_a)
+    def margined(self, cos, onehot, ctx):
+        a = jnp.clip(jnp.linalg.norm(ctx.x, axis=-1), self.l_a, self.u_a)
         margin = self.l_m + (self.u_m - self.l_m) * (a - self.l_a) / (self.u_a - self.l_a)
-        cos = jnp.clip(cosine(x, params["w"]), -1.0, 1.0)
-        onehot = axis.one_hot(labels, cos.dtype)
-        c_y = target(cos, onehot, axis)
+        c_y = target(cos, onehot, ctx.axis)
         sin_y = jnp.sqrt(jnp.maximum(1.0 - c_y**2, 1e-12))
         c_ym = c_y * jnp.cos(margin) - sin_y * jnp.sin(margin)
         if self.easy_margin:
             c_ym = jnp.where(c_y > 0, c_ym, c_y)
         else:
             c_ym = jnp.where(c_y > jnp.cos(jnp.pi - margin), c_ym, c_y - jnp.sin(jnp.pi - margin) * margin)
-        logits = self.s * jnp.where(onehot > 0, c_ym[:, None], cos)
-        ce = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
         regulariser = jnp.mean(a / self.u_a**2 + 1.0 / a)
-        aux = {"cos_target": jnp.mean(c_y), "margin": jnp.mean(margin), "loss_g": regulariser, **feature_norm_aux(x)}
-        return ce + self.lambda_g * regulariser, state, aux
+        return Margined(self.s * jnp.where(onehot > 0, c_ym[:, None], cos),
+                        aux={"margin": jnp.mean(margin), "loss_g": regulariser}, penalty=self.lambda_g * regulariser)

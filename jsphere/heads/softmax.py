@@ -11,7 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import cosine, softmax_cross_entropy, target
+from jsphere.heads.common import softmax_cross_entropy, target
+from jsphere.heads.margin_softmax import MarginSoftmax
 
 
 class Softmax(Head):
@@ -31,12 +32,9 @@ class Softmax(Head):
         return loss, state, {"logit_target": jnp.mean(target(logits, onehot, axis)), **feature_norm_aux(x)}
 
 
-class CocoLoss(Head):
+class CocoLoss(MarginSoftmax):
     name = "cocoloss"
     defaults = {"s": 30.0}
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
-        loss = jnp.mean(softmax_cross_entropy(self.s * cos, onehot, axis))
-        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
+    def logits(self, cos, onehot, ctx):
+        return self.s * cos

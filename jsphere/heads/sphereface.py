@@ -11,10 +11,8 @@ Liu et al., "SphereFace Revived", TPAMI 2022 (OpenSphere ``sphereface.py``)::
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import angle, cosine, detached, multiplicative_psi, softmax_cross_entropy, target
+from jsphere.heads.common import angle, detached, multiplicative_psi
+from jsphere.heads.margin_softmax import MarginSoftmax
 
 
 def sphereface_logits(cos, onehot, s, m, detach=True):
@@ -22,13 +20,9 @@ def sphereface_logits(cos, onehot, s, m, detach=True):
     return s * detached(cos, multiplicative_psi(mu), detach)
 
 
-class SphereFace(Head):
+class SphereFace(MarginSoftmax):
     name = "sphereface"
     defaults = {"s": 30.0, "m": 1.5, "detach_margin": True}
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
-        logits = sphereface_logits(cos, onehot, self.s, self.m, self.detach_margin)
-        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
+    def logits(self, cos, onehot, ctx):
+        return sphereface_logits(cos, onehot, self.s, self.m, self.detach_margin)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import angle, cosine, softmax_cross_entropy, target, unit_rows
+from jsphere.heads.common import angle, unit_rows
+from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 from jsphere.heads.sphereface import sphereface_logits
 
 
@@ -32,14 +32,11 @@ def mhe(centres: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(n > 1, energy / jnp.maximum(n * (n - 1) / 2, 1.0), 0.0)
 
 
-class SphereFacePlus(Head):
+class SphereFacePlus(MarginSoftmax):
     name = "spherefaceplus"
     defaults = {"s": 30.0, "m": 1.5, "lambda_mhe": 1.0}
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
-        ce = jnp.mean(softmax_cross_entropy(sphereface_logits(cos, onehot, self.s, self.m), onehot, axis))
-        energy = mhe(axis.take(unit_rows(params["w"]), labels), labels)
-        aux = {"cos_target": jnp.mean(target(cos, onehot, axis)), "mhe": energy, **feature_norm_aux(x)}
-        return ce + self.lambda_mhe * energy, state, aux
+    def margined(self, cos, onehot, ctx):
+        energy = mhe(ctx.axis.take(unit_rows(ctx.params["w"]), ctx.labels), ctx.labels)
+        return Margined(sphereface_logits(cos, onehot, self.s, self.m), aux={"mhe": energy},
+                        penalty=self.lambda_mhe * energy)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import THETA_MAX, angle, cosine, detached, multiplicative_psi, softmax_cross_entropy, target
+from jsphere.heads.common import THETA_MAX, angle, detached, multiplicative_psi
+from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
 MAGN_TYPES = ("v0", "v1", "v2")
 
@@ -40,47 +40,47 @@ def scheduled_margin(step, dm, steps):
     return 1.0 + dm * count
 
 
-class SphereFaceRH(Head):
+class SphereFaceRH(MarginSoftmax):
     name = "sphereface_r_h"
     defaults = {"magn_type": "v0", "s": 30.0, "m": 1.5, "lw": 50.0}
     choices = {"magn_type": MAGN_TYPES}
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
-        logits = self.s * detached(cos, spherefacer_psi(cos, onehot, self.magn_type, self.m))
-        loss = self.lw * jnp.mean(softmax_cross_entropy(logits, onehot, axis)) / self.s
-        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
+    def logits(self, cos, onehot, ctx):
+        return self.s * detached(cos, spherefacer_psi(cos, onehot, self.magn_type, self.m))
+
+    def weighted_ce(self, ce):
+        return self.lw * ce / self.s
 
 
-class _FeatureNormScaled(Head):
+class _FeatureNormScaled(MarginSoftmax):
     """S and N: logits scaled by the feature norm, with the scheduled margin."""
 
     choices = {"magn_type": MAGN_TYPES}
 
-    def scaled_ce(self, params, x, labels, step, axis):
-        m = scheduled_margin(step, self.dm, tuple(self.steps))
-        cos = cosine(x, params["w"])
-        onehot = axis.one_hot(labels, cos.dtype)
-        norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
+    def margined(self, cos, onehot, ctx):
+        m = scheduled_margin(ctx.step, self.dm, tuple(self.steps))
+        norm = jnp.linalg.norm(ctx.x, axis=-1, keepdims=True)
         logits = norm * detached(cos, spherefacer_psi(cos, onehot, self.magn_type, m))
-        aux = {"cos_target": jnp.mean(target(cos, onehot, axis)), "margin": m, **feature_norm_aux(x)}
-        return jnp.mean(softmax_cross_entropy(logits, onehot, axis)), norm, aux
+        return Margined(logits, aux={"margin": m}, penalty=self.norm_penalty(norm))
+
+    def norm_penalty(self, norm):
+        return None
 
 
 class SphereFaceRS(_FeatureNormScaled):
     name = "sphereface_r_s"
     defaults = {"magn_type": "v0", "s": 30.0, "dm": 1.5, "steps": (), "t": 0.01, "lw": 50.0}
 
-    def forward(self, params, state, x, labels, step, axis):
-        ce, norm, aux = self.scaled_ce(params, x, labels, step, axis)
-        return self.lw * ce / self.s + jnp.mean(self.t * jnp.abs(norm - self.s)), state, aux
+    def weighted_ce(self, ce):
+        return self.lw * ce / self.s
+
+    def norm_penalty(self, norm):
+        return jnp.mean(self.t * jnp.abs(norm - self.s))
 
 
 class SphereFaceRN(_FeatureNormScaled):
     name = "sphereface_r_n"
     defaults = {"magn_type": "v0", "dm": 0.1, "steps": (), "lw": 1.0}
 
-    def forward(self, params, state, x, labels, step, axis):
-        ce, _, aux = self.scaled_ce(params, x, labels, step, axis)
-        return self.lw * ce, state, aux
+    def weighted_ce(self, ce):
+        return self.lw * ce

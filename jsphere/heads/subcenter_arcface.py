@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jsphere.heads.arcface import arcface_logits
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import cosine, softmax_cross_entropy, target
+from jsphere.heads.arcface import ArcFace
+from jsphere.heads.common import cosine
 
 
-class SubcenterArcFace(Head):
+class SubcenterArcFace(ArcFace):
     name = "subcenter_arcface"
     defaults = {"s": 64.0, "m": 0.5, "k": 3, "detach_margin": True}
 
@@ -27,10 +26,6 @@ class SubcenterArcFace(Head):
     def num_classes(self, params):
         return params["w"].shape[0] // int(self.k)
 
-    def forward(self, params, state, x, labels, step, axis):
+    def cosines(self, params, x):
         sub = cosine(x, params["w"])
-        cos = jnp.max(sub.reshape(sub.shape[0], -1, int(self.k)), axis=-1)
-        onehot = axis.one_hot(labels, cos.dtype)
-        logits = arcface_logits(cos, onehot, self.s, self.m, self.detach_margin)
-        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        return loss, state, {"cos_target": jnp.mean(target(cos, onehot, axis)), **feature_norm_aux(x)}
+        return jnp.max(sub.reshape(sub.shape[0], -1, int(self.k)), axis=-1)

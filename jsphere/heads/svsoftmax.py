@@ -15,19 +15,18 @@ import math
 
 import jax.numpy as jnp
 
-from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import cosine, softmax_cross_entropy, target
+from jsphere.heads.common import target
+from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
 
-class SVSoftmax(Head):
+class SVSoftmax(MarginSoftmax):
     name = "svsoftmax"
     defaults = {"s": 30.0, "m": 0.35, "t": 1.1, "margin_type": "cos"}
     choices = {"margin_type": ("cos", "arc")}
+    clip_cos = True
 
-    def forward(self, params, state, x, labels, step, axis):
-        cos = jnp.clip(cosine(x, params["w"]), -1.0, 1.0)
-        onehot = axis.one_hot(labels, cos.dtype)
-        c_y = target(cos, onehot, axis)
+    def margined(self, cos, onehot, ctx):
+        c_y = target(cos, onehot, ctx.axis)
         if self.margin_type == "cos":
             phi = c_y - self.m
         else:
@@ -37,7 +36,4 @@ class SVSoftmax(Head):
         hard = (cos > phi[:, None]) & (onehot == 0)
         others = jnp.where(hard, self.t * cos + self.t - 1.0, cos)
         logits = self.s * jnp.where(onehot > 0, phi[:, None], others)
-        loss = jnp.mean(softmax_cross_entropy(logits, onehot, axis))
-        aux = {"cos_target": jnp.mean(c_y), "support_vectors": jnp.mean(axis.sum(hard.astype(cos.dtype))),
-               **feature_norm_aux(x)}
-        return loss, state, aux
+        return Margined(logits, aux={"support_vectors": jnp.mean(ctx.axis.sum(hard.astype(cos.dtype)))})
