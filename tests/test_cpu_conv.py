@@ -10,9 +10,10 @@ from jax import lax
 
 from jsphere.models import cpu_conv
 
-# (kernel, stride, padding, groups): every kind of convolution of SFNet, IResNet and MobileFaceNet
+# (kernel, stride, padding, groups): every kind of convolution of SFNet, IResNet and MobileFaceNet ("pairs":
+# groups of 2 channels, MobileFaceNet's second block)
 SHAPES = [(3, 1, 1, "dense"), (3, 2, 1, "dense"), (1, 2, 0, "dense"), (1, 1, 0, "dense"), (3, 1, 0, "dense"),
-          (3, 1, 1, "depthwise"), (3, 2, 1, "depthwise"), (7, 1, 0, "depthwise")]
+          (3, 1, 1, "depthwise"), (3, 2, 1, "depthwise"), (7, 1, 0, "depthwise"), (3, 1, 1, "pairs")]
 # float32: the same products summed in another order; the error is a few ulps of the sum's largest terms, far
 # below 1e-5 of the largest output or gradient. bfloat16 inputs: both sides round the result to bf16 (8 bits),
 # so they may differ by one bf16 ulp of the largest magnitudes, 2**-8.
@@ -22,8 +23,8 @@ TOLERANCE = {jnp.float32: 1e-5, jnp.bfloat16: 2 ** -7}
 def _case(kernel, stride, padding, kind, dtype, spatial=9, channels=6, out_channels=5):
     kx, kw, kd = jax.random.split(jax.random.key(kernel * 10 + stride), 3)
     x = jax.random.normal(kx, (2, spatial, spatial, channels), jnp.float32).astype(dtype)
-    groups = channels if kind == "depthwise" else 1
-    cout = channels if kind == "depthwise" else out_channels
+    groups = {"dense": 1, "depthwise": channels, "pairs": channels // 2}[kind]
+    cout = out_channels if kind == "dense" else channels
     if kind == "depthwise" and kernel == 7:
         x = x[:, :7, :7]  # MobileFaceNet's GDC: a 7x7 depthwise over the 7x7 map
     w = jax.random.normal(kw, (kernel, kernel, channels // groups, cout), jnp.float32).astype(dtype)

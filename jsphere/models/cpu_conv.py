@@ -7,8 +7,9 @@ machine, 2 threads; ``benchmarks/conv.py`` reproduces the table below). So on th
 * dense convolutions (groups 1) keep XLA's forward and input gradient and compute the weight gradient as one
   matrix product per kernel tap, ``dW[i, j] = x_shifted(i, j)^T @ dy`` over the ``N*Ho*Wo`` positions (a
   ``jax.custom_vjp``; no im2col matrix is materialised, each tap is one strided slice of the input);
-* depthwise convolutions (MobileFaceNet) are a sum of ``k*k`` shifted, strided slices times the per-channel
-  weights, and their gradients are what JAX derives from that sum (pads and reductions XLA fuses).
+* depthwise and small-group convolutions (MobileFaceNet: depthwise, and 2 channels per group in its second
+  block) are a sum of shifted, strided slices times the per-group weights (``k*k`` terms per input channel of a
+  group), and their gradients are what JAX derives from that sum (pads and reductions XLA fuses).
 
 Measured, fp32, ms (forward | weight gradient), XLA as is vs this module:
 
@@ -24,6 +25,7 @@ layer                                  XLA                 here
 depthwise 3x3 64, 56x56, b64           527 (fwd+bwd 2993)  72 (347)
 depthwise 3x3 128 stride 2, 56x56, b64 302 (4801)          56 (261)
 depthwise 7x7 512, 7x7 (GDC), b64      0.5 (469)           0.4 (37)
+3x3 128, 64 groups of 2, 56x56, b64    2150                see benchmarks
 =====================================  ==================  ================
 
 Every dense shape measured gains, so there is one formulation per kind rather than a per-shape switch. The
@@ -43,6 +45,7 @@ from jax import lax
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 ENV_SWITCH = "JSPHERE_CPU_CONV"
+SMALL_GROUP = 16  # grouped convolutions with at most this many (input x output) channels per group are unrolled
 
 
 def _is_nhwc(dimension_numbers) -> bool:
@@ -90,16 +93,19 @@ def _dense_bwd(strides, padding, residuals, dy):
 dense_conv.defvjp(_dense_fwd, _dense_bwd)
 
 
-def depthwise_conv(x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: tuple) -> jax.Array:
-    """A depthwise NHWC convolution (``w``: [kh, kw, 1, C]) as a sum of shifted slices times the weights."""
-    kh, kw = w.shape[:2]
+def grouped_conv(x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: tuple, groups: int) -> jax.Array:
+    """A grouped NHWC convolution with few channels per group (depthwise: one) as a sum over kernel taps and a
+    group's input channels of shifted slices times per-group weights (``w``: [kh, kw, C_in / groups, C_out])."""
+    kh, kw, cin_g, cout = w.shape
     (pt, pb), (pl, pr) = padding
-    ho = (x.shape[1] + pt + pb - kh) // strides[0] + 1
+    n, ho = x.shape[0], (x.shape[1] + pt + pb - kh) // strides[0] + 1
     wo = (x.shape[2] + pl + pr - kw) // strides[1] + 1
     compute = jnp.promote_types(x.dtype, jnp.float32)  # bf16 products summed in float32, as XLA's conv does
     taps = _taps(x.astype(compute), (kh, kw), strides, padding, (ho, wo))
-    terms = [taps[i][j] * w[i, j, 0].astype(compute) for i in range(kh) for j in range(kw)]
-    return functools.reduce(jnp.add, terms).astype(x.dtype)
+    weights = w.astype(compute).reshape(kh, kw, cin_g, groups, cout // groups)
+    terms = [taps[i][j].reshape(n, ho, wo, groups, cin_g)[..., c:c + 1] * weights[i, j, c]
+             for i in range(kh) for j in range(kw) for c in range(cin_g)]
+    return functools.reduce(jnp.add, terms).reshape(n, ho, wo, cout).astype(x.dtype)
 
 
 def _normalise_padding(padding, x_hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int]):
@@ -112,7 +118,7 @@ def cpu_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=Non
                              dimension_numbers=None, feature_group_count=1, batch_group_count=1, precision=None,
                              preferred_element_type=None, out_sharding=None):
     """``lax.conv_general_dilated`` for the CPU: the reformulations above where they apply (NHWC, no dilation,
-    groups 1 or depthwise), XLA's convolution otherwise."""
+    groups 1, depthwise or small groups), XLA's convolution otherwise."""
     plain = (_is_nhwc(dimension_numbers) and batch_group_count == 1 and preferred_element_type is None
              and out_sharding is None
              and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1))))
@@ -120,10 +126,11 @@ def cpu_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=Non
         strides = tuple(int(s) for s in window_strides)
         pads = _normalise_padding(padding, lhs.shape[1:3], rhs.shape[:2], strides)
         cin, cout = lhs.shape[-1], rhs.shape[-1]
-        if feature_group_count == 1:
+        groups = feature_group_count
+        if groups == 1:
             return dense_conv(lhs, rhs, strides, pads)
-        if feature_group_count == cin == cout and rhs.shape[2] == 1:
-            return depthwise_conv(lhs, rhs, strides, pads)
+        if (cin // groups) * (cout // groups) <= SMALL_GROUP:
+            return grouped_conv(lhs, rhs, strides, pads, groups)
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
                                     rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
                                     feature_group_count=feature_group_count, batch_group_count=batch_group_count,
