@@ -88,11 +88,9 @@ def _load_images(a) -> tuple[np.ndarray, object]:
 def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.check", description=__doc__)
     p.add_argument("--pth", required=True)
-    p.add_argument("--arch", default=import_torch.AUTO, choices=[import_torch.AUTO, *torch_models.names()],
-                   metavar="ARCH", help=f"'{import_torch.AUTO}' (default) or one of {', '.join(torch_models.names())}")
-    p.add_argument("--model-kwargs", default="{}", help='JSON keyword arguments of the model, e.g. \'{"scale": 1}\'')
+    import_torch.add_model_arguments(p, torch_models.names())
     p.add_argument("--images", default=None, help="folder, list file or .npy of aligned 112x112 images")
-    p.add_argument("--pairs", default=None, help="OpenSphere pair list for side-by-side verification accuracy")
+    p.add_argument("--pairs", default=None, help="a pair file (any published form): side-by-side verification accuracy")
     p.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
     state_dict, _, layout = layouts.split_checkpoint(pth.load(a.pth), a.pth)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from converters import folding, import_torch, mxnet_params, staging
-from jsphere import cli, models
+from jsphere import cli
 
 INSIGHTFACE_INPUT = (0.0078125, -127.5 * 0.0078125)  # data = (data - 127.5) * 0.0078125 in every recognition symbol
 CLASSIFIER = re.compile(r"^fc7(_|$)")
@@ -189,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.import_mxnet", description=__doc__)
     p.add_argument("--params", required=True, help="model-XXXX.params")
     p.add_argument("--symbol", default=None, help="model-symbol.json (default: beside the params)")
-    p.add_argument("--arch", default=import_torch.AUTO, choices=[import_torch.AUTO, *models.names()],
-                   metavar="ARCH", help=f"'{import_torch.AUTO}' (default) or a jsphere backbone name")
-    p.add_argument("--model-kwargs", default="{}", help="JSON keyword arguments of the model")
+    import_torch.add_model_arguments(p)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     path = import_params(a.params, a.out, symbol=a.symbol, arch=a.arch,

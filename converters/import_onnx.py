@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from converters import folding, import_torch, infer, layer_order, onnx_graph, staging
-from jsphere import cli, models
+from jsphere import cli
 from jsphere.models import iresnet, sfnet
 
 LAYOUT = "onnx"
@@ -162,9 +162,7 @@ def import_onnx(path: str, out: str, *, arch: str = import_torch.AUTO, kwargs: d
 def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.import_onnx", description=__doc__)
     p.add_argument("--onnx", required=True, help="model.onnx")
-    p.add_argument("--arch", default=import_torch.AUTO, choices=[import_torch.AUTO, *models.names()],
-                   metavar="ARCH", help=f"'{import_torch.AUTO}' (default) or a jsphere backbone name")
-    p.add_argument("--model-kwargs", default="{}", help="JSON keyword arguments of the model")
+    import_torch.add_model_arguments(p)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     path = import_onnx(a.onnx, a.out, arch=a.arch, kwargs=import_torch.parse_json_object(a.model_kwargs,

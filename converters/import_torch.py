@@ -209,12 +209,19 @@ def print_found(found: infer.Found, layout: str) -> None:
     print(f"found {describe(found)} ({layout} layout)")
 
 
+def add_model_arguments(parser, names: list[str] | None = None) -> None:
+    """The ``--arch`` (default ``auto``: read from the file) and ``--model-kwargs`` options of every importer."""
+    names = names or models.names()
+    parser.add_argument("--arch", default=AUTO, choices=[AUTO, *names], metavar="ARCH",
+                        help=f"'{AUTO}' (default: read from the file) or one of {', '.join(names)}")
+    parser.add_argument("--model-kwargs", default="{}",
+                        help='JSON keyword arguments of the model, e.g. \'{"scale": 1}\'')
+
+
 def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.import_torch", description=__doc__)
-    p.add_argument("--arch", default=AUTO, choices=[AUTO, *models.names()], metavar="ARCH",
-                   help=f"'{AUTO}' (default: read it from the file) or one of {', '.join(models.names())}")
     p.add_argument("--backbone", required=True, help=".pth / .pt / .safetensors")
-    p.add_argument("--model-kwargs", default="{}", help='JSON keyword arguments of the model, e.g. \'{"scale": 1}\'')
+    add_model_arguments(p)
     p.add_argument("--head", default=None, help="OpenSphere v1 head_<iter>.pth (v2 model files carry their head)")
     p.add_argument("--head-name", default=None, help="jsphere head name, e.g. sphereface2")
     p.add_argument("--head-hparams", default="{}", help='JSON, e.g. \'{"magn_type": "C", "alpha": 0.7}\'')
