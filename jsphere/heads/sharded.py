@@ -25,8 +25,8 @@ from jax.sharding import PartitionSpec as P
 
 from jsphere.heads.base import Head
 from jsphere.heads.common import ClassAxis
+from jsphere.parallel import DATA_AXIS as AXIS
 
-AXIS = "data"
 UNSHARDABLE = ("simple", "a_softmax_caffe")
 
 
