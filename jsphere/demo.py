@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jsphere import cli
+from jsphere import cli, observe
 
 PROG = "jsphere.demo"
 TABLE_METRICS = ("ACC", "std_acc", "EER", "AUC", "TPR@FPR=0.001", "TPR@FPR=0.05")
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from absl import flags
 
     flags.FLAGS.mark_as_parsed()  # Grain reads absl flags
+    observe.log_jsphere_info()
     from configs import quickstart
     from jsphere import train
     from jsphere.data import synthetic

@@ -7,18 +7,16 @@ auto-detection), logs the processes and devices, and hands over to training or e
 
 from __future__ import annotations
 
-import logging as std_logging
 import re
 import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from jsphere import cli
+from jsphere import cli, observe
 
 PROG = "jsphere.main"
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Run recipe (configs/*.py[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and reports (resumed if present).")
@@ -79,18 +77,11 @@ def parse_flags(argv: list[str]) -> list[str]:
         cli.fail(PROG, _override_error(argv, e))
 
 
-class _JsphereInfo(std_logging.Filter):
-    """One log channel (absl): jsphere's INFO lines, everyone's warnings and errors."""
-
-    def filter(self, record: std_logging.LogRecord) -> bool:
-        return record.levelno >= std_logging.WARNING or record.pathname.startswith(_PACKAGE_DIR)
-
-
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         cli.fail(PROG, f"unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value)")
     if not flags.FLAGS["verbosity"].present:
-        logging.get_absl_handler().addFilter(_JsphereInfo())  # other libraries' INFO chatter; -v 0 shows it
+        observe.log_jsphere_info()  # other libraries' INFO chatter stays hidden; -v 0 shows it
     try:
         return _run(_CONFIG.value, _WORKDIR.value, _MODE.value)
     except cli.BAD_INPUT as e:  # the message names the file, key, value or step at fault

@@ -6,11 +6,33 @@ Only process 0 writes; other processes get a writer that drops everything.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+class _JsphereInfo(logging.Filter):
+    """jsphere's INFO lines and everyone's warnings and errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.pathname.startswith(_PACKAGE_DIR)
+
+
+def log_jsphere_info() -> None:
+    """One log channel, absl's: show jsphere's INFO lines (run summary, resume, validation) and every library's
+    warnings, not the other libraries' INFO chatter (orbax, grain)."""
+    from absl import logging as absl_logging
+
+    absl_logging.use_absl_handler()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    handler = absl_logging.get_absl_handler()
+    if not any(isinstance(f, _JsphereInfo) for f in handler.filters):
+        handler.addFilter(_JsphereInfo())
 
 
 def _scalar(value: Any) -> float | None:
