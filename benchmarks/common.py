@@ -30,15 +30,20 @@ def timed(fn: Callable[[], object], steps: int, warmup: int = 1) -> tuple[float,
     return statistics.median(times), times
 
 
-def interleaved(runners: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per call of each runner, timed in turns (one call of each per round), so that the drift of
-    a shared machine's load hits every runner alike."""
+def interleaved(runners: dict[str, Callable[[], object]], rounds: int, warmup: int = 2,
+                settle: int = 1) -> dict[str, float]:
+    """Median seconds per call of each runner, timed in turns (one block per runner per round), so that the
+    drift of a shared machine's load hits every runner alike. Each block first makes ``settle`` untimed calls:
+    the first call after another framework's pays for its thread pool still spinning and its evicted caches,
+    which a training loop never does."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
+            for _ in range(settle):
+                fn()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
