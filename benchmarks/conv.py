@@ -40,15 +40,6 @@ LAYERS = [
 ]
 
 
-def _applicable(kernel: int, stride: int) -> dict[str, list[str]]:
-    from jsphere.models import cpu_conv
-
-    winograd = kernel == 3 and stride == 1
-    return {"fwd": [k for k in cpu_conv.FORWARDS if k != "winograd" or winograd],
-            "dx": [k for k in cpu_conv.INPUT_GRADS if (k != "winograd" or winograd) and (k != "phases" or stride == 2)],
-            "dw": [k for k in cpu_conv.WEIGHT_GRADS if (k != "winograd" or winograd) and (k != "im2col" or kernel > 1)]}
-
-
 def _jax_fns(layer) -> tuple[dict, str]:
     """Runners of each pass's formulations (dense layers) and of the whole forward + backward; the plan."""
     import jax
@@ -67,7 +58,7 @@ def _jax_fns(layer) -> tuple[dict, str]:
     out = {}
     if groups == 1:
         dy = jnp.asarray(rng.standard_normal(lax.conv_general_dilated(x, w, **args).shape, np.float32))
-        for part, kinds in _applicable(k, s).items():
+        for part, kinds in zip(("fwd", "dx", "dw"), cpu_conv.formulations(k, s), strict=True):
             for kind in kinds:
                 if part == "fwd":
                     f = jax.jit(lambda x, w, kind=kind: cpu_conv.forward_pass(x, w, strides, pads, kind))

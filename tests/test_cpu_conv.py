@@ -47,14 +47,6 @@ def _assert_close(a, b, tol):
     assert np.max(np.abs(a - b)) <= tol * np.max(np.abs(b)), np.max(np.abs(a - b)) / np.max(np.abs(b))
 
 
-def _applicable(kernel, stride):
-    """The formulations of each pass that apply to a dense convolution of this kernel and stride."""
-    winograd = kernel == 3 and stride == 1
-    return ([k for k in cpu_conv.FORWARDS if k != "winograd" or winograd],
-            [k for k in cpu_conv.INPUT_GRADS if (k != "winograd" or winograd) and (k != "phases" or stride == 2)],
-            [k for k in cpu_conv.WEIGHT_GRADS if (k != "winograd" or winograd) and (k != "im2col" or kernel > 1)])
-
-
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize(("kernel", "stride", "padding", "kind"), SHAPES)
 def test_outputs_and_gradients_equal_xla(kernel, stride, padding, kind, dtype):
@@ -86,7 +78,7 @@ def test_every_formulation_of_every_pass_equals_xla(kernel, stride, padding, spa
     ref, vjp = jax.vjp(lambda x, w: lax.conv_general_dilated(x, w, **args), x, w)
     dy = _cotangent(rng, ref.shape, dtype)
     ref_dx, ref_dw = vjp(dy)
-    forwards, input_grads, weight_grads = _applicable(kernel, stride)
+    forwards, input_grads, weight_grads = cpu_conv.formulations(kernel, stride)
     for kind in forwards:
         y = jax.jit(functools.partial(cpu_conv.forward_pass, strides=strides, pads=pads, kind=kind))(x, w)
         _assert_close(y, ref, TOLERANCE[dtype])
@@ -103,7 +95,7 @@ def test_a_plan_runs_each_of_its_passes_through_the_custom_vjp():
     strides, pads = args["window_strides"], args["padding"]
     ref, vjp = jax.vjp(lambda x, w: lax.conv_general_dilated(x, w, **args), x, w)
     dy = _cotangent(rng, ref.shape, jnp.float32)
-    for forward, input_grad, weight_grad in itertools.product(*_applicable(3, 1)):
+    for forward, input_grad, weight_grad in itertools.product(*cpu_conv.formulations(3, 1)):
         plan = cpu_conv.ConvPlan(forward, input_grad, weight_grad)
         out, ours = jax.vjp(lambda x, w, p=plan: cpu_conv.dense_conv(x, w, strides, pads, p), x, w)
         _assert_close(out, ref, 1e-5)

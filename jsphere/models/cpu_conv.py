@@ -11,7 +11,8 @@ times every formulation of every pass for each layer kind of the backbones):
   at least ``WINOGRAD_MIN_PIXELS`` output pixels in the batch; ``pointwise`` (1x1 without padding: a matrix
   product over the strided pixels) and ``shifted`` (grouped with <= 16 (input x output) channels per group:
   MobileFaceNet's depthwise convolutions and its groups of 2 channels, a sum of shifted, strided slices times
-  the per-group weights), whose gradients are what JAX derives from them;
+  the per-group weights), whose gradients are what JAX derives from them; ``im2col`` and ``phases`` forwards
+  are measured too and tie or lose to XLA's for strided layers, so no plan picks them;
 * input gradient: ``xla``; ``winograd`` (the flipped kernel over the output gradient) where the forward is;
   ``phases`` for stride 2: the convolution split into the four (row, column) parity phases of its input, each
   a stride-1 convolution with the kernel taps that land on it, whose input gradient XLA computes without the
@@ -33,7 +34,7 @@ layer, batch                       forward xla | wino    input grad xla | alt   
 3x3 256 @14, b16                   37 | [23]             34 | wino [23]          67 | wino [22], im2col 41
 3x3 256 @14, b32                   72 | [50]             79 | wino [55]          162 | wino [51], im2col 100
 3x3 512 @7, b16                    [36] | 56             [47] | wino 54          40 | wino [30], im2col 31
-3x3 64->128 stride 2 @56, b64      [175]                 227 | phases [110]      1205 | im2col [134]
+3x3 64->128 stride 2 @56, b64      [175] | im2col 145    227 | phases [110]      1205 | im2col [134]
 3x3 64 stride 2 @112, b16          [114]                 191 | phases [67]       403 | im2col [111]
 1x1 64 stride 2 @112, b16          8 (fwd+bwd 236)       pointwise: fwd+bwd [69]
 =================================  ====================  ======================  ============================
@@ -191,6 +192,18 @@ def _im2col_weight_grad(x: jax.Array, dy: jax.Array, kernel: tuple[int, int], st
     return _sum_chunks(chunk_grad, chunk, x, dy).reshape(kh, kw, cin, cout)
 
 
+def _im2col_forward(x: jax.Array, w: jax.Array, strides, pads) -> jax.Array:
+    """y = im2col(x) w, the im2col matrix built and multiplied a batch chunk at a time."""
+    kh, kw, cin, cout = w.shape
+    ho, wo = _out_size(x.shape[1], kh, strides[0], pads[0]), _out_size(x.shape[2], kw, strides[1], pads[1])
+
+    def chunk_forward(xb, w):
+        cols = jnp.concatenate([t for row in _taps(xb, (kh, kw), strides, pads, (ho, wo)) for t in row], axis=-1)
+        return jnp.dot(cols, w.reshape(kh * kw * cin, cout))
+
+    return _map_chunks(chunk_forward, _chunk_size(x.shape[0], ho * wo * kh * kw * cin * 4, ho * wo), x, w)
+
+
 def _winograd_forward(x, w, pads):
     return _map_chunks(lambda xb, w: winograd.forward(xb, w, pads), _winograd_chunk(x), x, w)
 
@@ -245,16 +258,29 @@ def grouped_conv(x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: 
 
 
 # ------------------------------------------------------------------ a dense convolution with its plan
-FORWARDS = ("xla", "winograd")
+FORWARDS = ("xla", "winograd", "phases", "im2col")
 INPUT_GRADS = ("xla", "winograd", "phases")
 WEIGHT_GRADS = ("xla", "winograd", "im2col")
 
 
+def formulations(kernel: int, stride: int) -> tuple[list[str], list[str], list[str]]:
+    """The formulations of (forward, input gradient, weight gradient) that apply to a dense square convolution
+    of this kernel and stride: Winograd for 3x3 stride 1, phases for stride 2, im2col for kernels over 1x1."""
+    def applies(kind: str) -> bool:
+        return {"winograd": kernel == 3 and stride == 1, "phases": stride == 2, "im2col": kernel > 1}.get(kind, True)
+
+    return tuple([k for k in kinds if applies(k)] for kinds in (FORWARDS, INPUT_GRADS, WEIGHT_GRADS))
+
+
 def forward_pass(x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: tuple, kind: str) -> jax.Array:
     """The output of a dense NHWC convolution by the formulation ``kind`` (one of ``FORWARDS``)."""
+    compute = _compute_dtype(x.dtype)
     if kind == "winograd":
-        compute = _compute_dtype(x.dtype)
         return _winograd_forward(x.astype(compute), w.astype(compute), pads).astype(x.dtype)
+    if kind == "phases":
+        return phases_forward(x.astype(compute), w.astype(compute), pads).astype(x.dtype)
+    if kind == "im2col":
+        return _im2col_forward(x.astype(compute), w.astype(compute), strides, pads).astype(x.dtype)
     return _xla(x, w, strides, pads)
 
 
