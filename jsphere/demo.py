@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     config.val = [dict(name="synthetic", type="pairs", path=str(data / "val_pairs.txt"), data_dir=str(data))]
     if args.steps:
         config.total_steps = args.steps
+        config.optim.warmup_steps = min(config.optim.warmup_steps, args.steps // 10)
         config.optim.milestones = tuple(sorted({m for m in (int(args.steps * 0.6), int(args.steps * 0.85)) if m > 0}))
     workdir = Path(args.workdir)
     train.train_and_evaluate(config, str(workdir))

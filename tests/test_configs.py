@@ -71,6 +71,7 @@ def test_values_that_cannot_be_right_are_named_by_key(key, value, message):
 
     c = get_config()
     c.total_steps = 100
+    c.optim.schedule = "multistep"
     c.optim.milestones = (60, 85)
     config_check.check_values(c)
     *parents, leaf = key.split(".")
