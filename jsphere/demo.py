@@ -92,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps:
         config.total_steps = args.steps
         config.optim.warmup_steps = min(config.optim.warmup_steps, args.steps // 10)
-        config.optim.milestones = tuple(sorted({m for m in (int(args.steps * 0.6), int(args.steps * 0.85)) if m > 0}))
     workdir = Path(args.workdir)
     train.train_and_evaluate(config, str(workdir))
     print()

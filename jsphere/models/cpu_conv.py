@@ -180,15 +180,26 @@ def _taps(x: jax.Array, kernel: tuple[int, int], strides: tuple[int, int], paddi
                        (1, sh, sw, 1)) for j in range(kernel[1])] for i in range(kernel[0])]
 
 
+def _im2col(x: jax.Array, kernel: tuple[int, int], strides, pads, out_hw: tuple[int, int]) -> jax.Array:
+    """The im2col matrix of ``x``, [N * Ho * Wo, kh * kw * C]: the kernel taps' slices concatenated on channels."""
+    cols = jnp.concatenate([t for row in _taps(x, kernel, strides, pads, out_hw) for t in row], axis=-1)
+    return cols.reshape(-1, cols.shape[-1])
+
+
+def _im2col_chunk(n: int, kernel: tuple[int, int], cin: int, out_hw: tuple[int, int]) -> int:
+    """Batch chunk of the im2col passes: about ``CHUNK_BYTES`` of im2col matrix per chunk."""
+    pixels = out_hw[0] * out_hw[1]
+    return _chunk_size(n, pixels * kernel[0] * kernel[1] * cin * 4, pixels)
+
+
 def _im2col_weight_grad(x: jax.Array, dy: jax.Array, kernel: tuple[int, int], strides, pads) -> jax.Array:
     """dL/dw = im2col(x)^T dy, the im2col matrix built and multiplied a batch chunk at a time."""
     (kh, kw), (_, ho, wo, cout), cin = kernel, dy.shape, x.shape[-1]
 
     def chunk_grad(xb, dyb):
-        cols = jnp.concatenate([t for row in _taps(xb, kernel, strides, pads, (ho, wo)) for t in row], axis=-1)
-        return lax.dot_general(cols.reshape(-1, kh * kw * cin), dyb.reshape(-1, cout), _TN)
+        return lax.dot_general(_im2col(xb, kernel, strides, pads, (ho, wo)), dyb.reshape(-1, cout), _TN)
 
-    chunk = _chunk_size(x.shape[0], ho * wo * kh * kw * cin * 4, ho * wo)
+    chunk = _im2col_chunk(x.shape[0], kernel, cin, (ho, wo))
     return _sum_chunks(chunk_grad, chunk, x, dy).reshape(kh, kw, cin, cout)
 
 
@@ -198,10 +209,10 @@ def _im2col_forward(x: jax.Array, w: jax.Array, strides, pads) -> jax.Array:
     ho, wo = _out_size(x.shape[1], kh, strides[0], pads[0]), _out_size(x.shape[2], kw, strides[1], pads[1])
 
     def chunk_forward(xb, w):
-        cols = jnp.concatenate([t for row in _taps(xb, (kh, kw), strides, pads, (ho, wo)) for t in row], axis=-1)
-        return jnp.dot(cols, w.reshape(kh * kw * cin, cout))
+        cols = _im2col(xb, (kh, kw), strides, pads, (ho, wo))
+        return jnp.dot(cols, w.reshape(kh * kw * cin, cout)).reshape(xb.shape[0], ho, wo, cout)
 
-    return _map_chunks(chunk_forward, _chunk_size(x.shape[0], ho * wo * kh * kw * cin * 4, ho * wo), x, w)
+    return _map_chunks(chunk_forward, _im2col_chunk(x.shape[0], (kh, kw), cin, (ho, wo)), x, w)
 
 
 def _winograd_forward(x, w, pads):
