@@ -70,11 +70,12 @@ def test_kill_minus_nine_then_rerun_resumes_to_bit_identical_parameters(tmp_path
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize(("model", "steps"), [("sfnet4", 6), ("sfnet4_bn", 2)])
+@pytest.mark.parametrize(("model", "steps"), [("sfnet4", 6), ("sfnet4_bn", 3)])
 def test_eight_devices_follow_the_one_device_training(tmp_path, synthetic_data, model, steps):
-    """Same global batch, global BatchNorm statistics. Without BatchNorm the curves agree step after step; with
-    BatchNorm over 8 images, training amplifies float32 rounding by ~10x per step (by an amount that depends on
-    the CPU), so only the first two steps are well-conditioned enough to compare tightly."""
+    """Same global batch, global BatchNorm statistics, same updates. The gradient norm is clipped to 5: unclipped,
+    the first update of the BatchNorm model (gradient norm ~760 through BatchNorm over 8 images) amplifies the
+    float32 rounding of step 1 (~4e-7) 300x into step 2 (1.3e-4 on an AVX-512 CPU); clipped, every step of both
+    models agrees to ~2e-6 on AVX2 and AVX-512 CPUs alike."""
     curves = {}
     for n in (1, 8):
         config = train_config.get_config(str(synthetic_data))
@@ -83,6 +84,7 @@ def test_eight_devices_follow_the_one_device_training(tmp_path, synthetic_data, 
         config.log_every = 1
         config.total_steps = steps
         config.optim.milestones = (steps,)
+        config.optim.clip_grad_norm = 5.0
         train.train_and_evaluate(config, str(tmp_path / str(n)))
         curves[n] = read_curves(tmp_path / str(n))
     assert_same_training(curves[8], curves[1], steps=steps)
