@@ -178,3 +178,13 @@ def test_weights_round_trip_through_pure_state_and_reject_other_architectures(im
     np.testing.assert_array_equal(np.asarray(src(images)), np.asarray(dst(images)))
     with pytest.raises(ValueError, match="missing.*conv1.bias"):
         models.load_pure_state(models.build("sfnet4", embed_dim=8), models.pure_state(src))
+
+
+def test_sfnet_width_scales_every_stage_and_refuses_non_positive():
+    model = abstract("sfnet4_bn", width=0.5)
+    assert [getattr(model, f"layer{s}")[0].conv1.kernel.shape[-1] for s in (1, 2, 3, 4)] == [32, 64, 128, 256]
+    assert model.fc.kernel.shape == (256 * 7 * 7, 512)
+    out = nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((2, 112, 112, 3), jnp.float32))
+    assert out.shape == (2, 512)
+    with pytest.raises(ValueError, match="width must be > 0"):
+        models.build("sfnet4_bn", width=0.0)

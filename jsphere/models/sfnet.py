@@ -10,7 +10,9 @@ Three variants with one module tree (OpenSphere ``model/backbone/sfnet.py`` and 
   ``relu(conv2(relu(conv1(x)))) + x`` (ReLU *before* the add); no dropout, no ``features``; xavier-normal convs.
 
 Stage ``s`` (channels 64/128/256/512) is ``layer{s}.0`` = stride-2 3x3 ConvBlock, then ``depth[s]`` BasicBlocks:
-112 -> 56 -> 28 -> 14 -> 7, flatten (channel-major, 25088) -> ``fc`` -> embedding.
+112 -> 56 -> 28 -> 14 -> 7, flatten (channel-major, 25088) -> ``fc`` -> embedding. ``width`` scales every
+stage's channels (jsphere's own knob for small, fast models such as the quickstart's ``width=0.5``; OpenSphere's
+layout, and so its ``.pth`` files, is ``width=1``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class SFNet(Backbone):
         embed_dim: int = 512,
         dropout: float = 0.0,
         features_scale_init: float = 1.0,
+        width: float = 1.0,
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -75,13 +78,16 @@ class SFNet(Backbone):
             raise ValueError(f"SFNet depth must be one of {sorted(DEPTHS)}, got {depth}")
         if variant not in ("plain", "bn", "deprecated"):
             raise ValueError(f"SFNet variant must be 'plain', 'bn' or 'deprecated', got {variant!r}")
+        if not width > 0:
+            raise ValueError(f"SFNet width must be > 0, got {width}")
+        channels = tuple(max(1, round(c * width)) for c in CHANNELS)
         self.embed_dim = embed_dim
         self.dtype = dtype
         norm = variant == "bn"
         deprecated = variant == "deprecated"
         kernel_init = layers.xavier_normal if deprecated else layers.kaiming_normal_fan_out
         cin = 3
-        for stage, (cout, blocks) in enumerate(zip(CHANNELS, DEPTHS[depth], strict=True), start=1):
+        for stage, (cout, blocks) in enumerate(zip(channels, DEPTHS[depth], strict=True), start=1):
             stage_modules = [ConvBlock(cin, cout, norm=norm, kernel_init=kernel_init, dtype=dtype, rngs=rngs)]
             stage_modules += [
                 BasicBlock(cout, norm=norm, relu_before_add=deprecated, kernel_init=kernel_init, dtype=dtype,
@@ -91,7 +97,7 @@ class SFNet(Backbone):
             setattr(self, f"layer{stage}", nnx.List(stage_modules))
             cin = cout
         self.dropout = layers.Identity() if deprecated else layers.dropout(dropout, rngs=rngs)
-        self.fc = layers.linear(CHANNELS[-1] * 7 * 7, embed_dim, rngs=rngs)
+        self.fc = layers.linear(channels[-1] * 7 * 7, embed_dim, rngs=rngs)
         self.features = (
             layers.BatchNorm(embed_dim, scale_init=features_scale_init) if norm else layers.Identity()
         )
