@@ -112,15 +112,18 @@ def _sfnet(sd: dict, layout: str, where: str) -> list[Found]:
     blocks = tuple(n - 1 for n in _stage_blocks(sd))
     depth = depth_of(blocks, sfnet.DEPTHS, "sfnet", where)
     dim = _shape(sd, "fc.weight")[0]
+    stem = _shape(sd, "layer1.0.conv1.weight")[0]
+    kwargs = {} if stem == sfnet.CHANNELS[0] else {"width": stem / sfnet.CHANNELS[0]}
+    size = f", {stem}-channel stem" if kwargs else ""
     if "layer1.0.bn1.weight" in sd:
-        return [Found(f"sfnet{depth}_bn", dim, {}, f"SFNet-{depth} with BatchNorm, {dim}-d embedding")]
-    plain = Found(f"sfnet{depth}", dim, {}, f"SFNet-{depth} without BatchNorm (ReLU after the residual add), "
-                                            f"{dim}-d embedding")
+        return [Found(f"sfnet{depth}_bn", dim, kwargs, f"SFNet-{depth} with BatchNorm, {dim}-d embedding{size}")]
+    plain = Found(f"sfnet{depth}", dim, kwargs, f"SFNet-{depth} without BatchNorm (ReLU after the residual add), "
+                                                f"{dim}-d embedding{size}")
     if layout == "opensphere-v2":
         return [plain]
-    return [plain, Found(f"sfnet{depth}_deprecated", dim, {},
+    return [plain, Found(f"sfnet{depth}_deprecated", dim, kwargs,
                          f"SFNet-{depth} of OpenSphere v1's sfnet_deprecated.py (ReLU before the residual add), "
-                         f"{dim}-d embedding")]
+                         f"{dim}-d embedding{size}")]
 
 
 FAMILIES = (

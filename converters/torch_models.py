@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from jsphere.models.sfnet import stage_channels
+
 SFNET_DEPTHS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 64: (3, 8, 16, 3)}
 IRESNET_DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 200: (6, 26, 60, 6)}
 
@@ -45,9 +47,10 @@ class SFBasicBlock(nn.Module):
 
 
 class SFNet(nn.Module):
-    """variant: 'plain' (OpenSphere SFNet w/o BN), 'bn', 'deprecated' (OpenSphere v1 SFNet_deprecated)."""
+    """variant: 'plain' (OpenSphere SFNet w/o BN), 'bn', 'deprecated' (OpenSphere v1 SFNet_deprecated); ``width``
+    scales the channels as jsphere's does (OpenSphere's classes are ``width=1``)."""
 
-    def __init__(self, depth, variant="plain", embed_dim=512, features_scale_init=1.0):
+    def __init__(self, depth, variant="plain", embed_dim=512, features_scale_init=1.0, width=1.0):
         super().__init__()
         norm = variant == "bn"
         if norm:  # registered first: features.* lead the BN state_dict
@@ -56,14 +59,15 @@ class SFNet(nn.Module):
         elif variant == "plain":
             self.features = nn.Identity()
         cin = 3
-        for s, (cout, blocks) in enumerate(zip((64, 128, 256, 512), SFNET_DEPTHS[depth], strict=True), start=1):
+        channels = stage_channels(width)
+        for s, (cout, blocks) in enumerate(zip(channels, SFNET_DEPTHS[depth], strict=True), start=1):
             layers = [SFConvBlock(cin, cout, norm)] + [
                 SFBasicBlock(cout, norm, variant == "deprecated") for _ in range(blocks)]
             setattr(self, f"layer{s}", nn.Sequential(*layers))
             cin = cout
         if variant != "deprecated":
             self.dropout = nn.Dropout(0.0)
-        self.fc = nn.Linear(512 * 7 * 7, embed_dim)
+        self.fc = nn.Linear(channels[-1] * 7 * 7, embed_dim)
         self.variant = variant
 
     def forward(self, x):

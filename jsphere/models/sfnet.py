@@ -28,6 +28,13 @@ DEPTHS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2),
 CHANNELS = (64, 128, 256, 512)
 
 
+def stage_channels(width: float = 1.0) -> tuple[int, ...]:
+    """The four stages' channels at ``width`` (1: OpenSphere's 64/128/256/512)."""
+    if not width > 0:
+        raise ValueError(f"SFNet width must be > 0, got {width}")
+    return tuple(max(1, round(c * width)) for c in CHANNELS)
+
+
 class ConvBlock(nnx.Module):
     """``layer{s}.0``: stride-2 3x3 conv (+ BN) + ReLU."""
 
@@ -78,9 +85,7 @@ class SFNet(Backbone):
             raise ValueError(f"SFNet depth must be one of {sorted(DEPTHS)}, got {depth}")
         if variant not in ("plain", "bn", "deprecated"):
             raise ValueError(f"SFNet variant must be 'plain', 'bn' or 'deprecated', got {variant!r}")
-        if not width > 0:
-            raise ValueError(f"SFNet width must be > 0, got {width}")
-        channels = tuple(max(1, round(c * width)) for c in CHANNELS)
+        channels = stage_channels(width)
         self.embed_dim = embed_dim
         self.dtype = dtype
         norm = variant == "bn"

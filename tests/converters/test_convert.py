@@ -23,11 +23,12 @@ from tests.converters.reference import torch_embed as _torch_embed
 CHEAP = ["sfnet4", "sfnet4_bn", "sfnet4_deprecated", "iresnet18", "mobilefacenet"]
 
 
-@pytest.mark.parametrize("name", CHEAP)
-def test_torch_to_jsphere_embeddings_agree_and_jsphere_to_torch_to_jsphere_is_bit_exact(tmp_path, name):
-    reference = random_torch_model(name)
+@pytest.mark.parametrize(("name", "kwargs"), [(n, {}) for n in CHEAP] + [("sfnet4_bn", {"width": 0.5})])
+def test_torch_to_jsphere_embeddings_agree_and_jsphere_to_torch_to_jsphere_is_bit_exact(tmp_path, name, kwargs):
+    reference = random_torch_model(name, **kwargs)
     torch.save(reference.state_dict(), tmp_path / "backbone.pth")
     import_torch.import_checkpoint(name, str(tmp_path / "backbone.pth"), str(tmp_path / "ckpt"))
+    assert checkpoint.load_meta(tmp_path / "ckpt")["model"]["kwargs"] == kwargs  # the width read off the file
     images = _images()
     ours = Embedder.from_checkpoint(tmp_path / "ckpt", batch_size=len(images)).embed(images, flip="none")
     _agree(ours, _torch_embed(reference, images))
