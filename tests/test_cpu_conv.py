@@ -109,7 +109,8 @@ def test_each_layer_shape_gets_the_measured_plan():
     assert plan((32, 56, 56, 64), (3, 3, 64, 64), (1, 1), same, 1) == ("winograd", "winograd", "winograd")
     assert plan((16, 112, 112, 64), (3, 3, 64, 64), (1, 1), same, 1) == ("winograd", "winograd", "winograd")
     assert plan((16, 14, 14, 256), (3, 3, 256, 256), (1, 1), same, 1) == ("winograd", "winograd", "winograd")
-    assert plan((16, 7, 7, 512), (3, 3, 512, 512), (1, 1), same, 1) == ("xla", "xla", "winograd")
+    assert plan((16, 7, 7, 512), (3, 3, 512, 512), (1, 1), same, 1) == ("winograd", "winograd", "winograd")
+    assert plan((16, 4, 4, 512), (3, 3, 512, 512), (1, 1), same, 1) == ("xla", "xla", "winograd")  # tiny maps
     assert plan((16, 112, 112, 3), (3, 3, 3, 64), (1, 1), same, 1) == ("xla", "winograd", "im2col")  # RGB stem
     assert plan((64, 56, 56, 64), (3, 3, 64, 128), (2, 2), same, 1) == ("xla", "phases", "im2col")
     assert plan((64, 112, 112, 3), (3, 3, 3, 64), (2, 2), same, 1) == ("xla", "xla", "im2col")

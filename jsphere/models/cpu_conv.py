@@ -63,7 +63,7 @@ NHWC = ("NHWC", "HWIO", "NHWC")
 ENV_SWITCH = "JSPHERE_CPU_CONV"
 SMALL_GROUP = 16  # grouped convolutions with at most this many (input x output) channels per group are unrolled
 WINOGRAD_MIN_CHANNELS = 8  # below this, the 16 products of Winograd are too thin to beat XLA's convolution
-WINOGRAD_MIN_PIXELS = 14 * 14  # output pixels per image from which Winograd's forward and input gradient beat
+WINOGRAD_MIN_PIXELS = 7 * 7  # output pixels per image from which Winograd's forward and input gradient beat
 #                                XLA's convolution (its weight gradient beats im2col's at every size)
 CHUNK_BYTES = 3 << 20  # the reformulated passes run over batch chunks of about this much input ...
 MIN_CHUNK_ROWS = 512  # ... but at least this many rows in their matrix products
@@ -147,7 +147,8 @@ def _map_chunks(fn, chunk: int, x: jax.Array, *shared) -> jax.Array:
 
 
 def _sum_chunks(fn, chunk: int, x: jax.Array, dy: jax.Array) -> jax.Array:
-    """The sum over batch chunks of ``fn(x_chunk, dy_chunk)`` (zero images pad the last chunk: they add 0)."""
+    """The sum over batch chunks of ``fn(x_chunk, dy_chunk)``, an array or a pytree of them (zero images pad
+    the last chunk: they add 0)."""
     n = x.shape[0]
     if chunk >= n:
         return fn(x, dy)
@@ -155,7 +156,8 @@ def _sum_chunks(fn, chunk: int, x: jax.Array, dy: jax.Array) -> jax.Array:
     xs = _pad_batch(x, padded).reshape(padded // chunk, chunk, *x.shape[1:])
     dys = _pad_batch(dy, padded).reshape(padded // chunk, chunk, *dy.shape[1:])
     first = fn(xs[0], dys[0])
-    total, _ = lax.scan(lambda total, pair: (total + fn(*pair), None), first, (xs[1:], dys[1:]))
+    total, _ = lax.scan(lambda total, pair: (jax.tree.map(jnp.add, total, fn(*pair)), None), first,
+                        (xs[1:], dys[1:]))
     return total
 
 
@@ -215,16 +217,23 @@ def _im2col_forward(x: jax.Array, w: jax.Array, strides, pads) -> jax.Array:
     return _map_chunks(chunk_forward, _im2col_chunk(x.shape[0], (kh, kw), cin, (ho, wo)), x, w)
 
 
+def _winograd_tiles_forward(x, u, pads, transposed=False):
+    """Winograd over batch chunks with the transformed kernel ``u`` (transformed once, outside the chunks)."""
+    return _map_chunks(lambda xb, u: winograd.forward_tiles(xb, u, pads, transposed), _winograd_chunk(x), x, u)
+
+
 def _winograd_forward(x, w, pads):
-    return _map_chunks(lambda xb, w: winograd.forward(xb, w, pads), _winograd_chunk(x), x, w)
+    return _winograd_tiles_forward(x, winograd.kernel_tiles(w), pads)
 
 
 def _winograd_input_grad(dy, w, pads):
-    return _map_chunks(lambda dyb, w: winograd.input_grad(dyb, w, pads), _winograd_chunk(dy), dy, w)
+    return _winograd_tiles_forward(dy, winograd.flipped_kernel_tiles(w), winograd.input_grad_pads(pads), True)
 
 
 def _winograd_weight_grad(x, dy, pads):
-    return _sum_chunks(lambda xb, dyb: winograd.weight_grad(xb, dyb, pads), _winograd_chunk(x), x, dy)
+    """The chunks' ``S`` summed, then one ``G^T S G``."""
+    chunk_tiles = _sum_chunks(lambda xb, dyb: winograd.weight_grad_tiles(xb, dyb, pads), _winograd_chunk(x), x, dy)
+    return winograd.kernel_grad(chunk_tiles)
 
 
 def phases_forward(x: jax.Array, w: jax.Array, pads) -> jax.Array:
