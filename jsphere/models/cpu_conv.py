@@ -22,7 +22,7 @@ times every formulation of every pass for each layer kind of the backbones):
   a few MB so that their temporaries stay in cache.
 
 Measured (``benchmarks.conv``, AMD EPYC with AVX2 and no AVX-512, 2 cores, fp32, median ms; the chosen one in
-brackets):
+brackets; the 7x7 row after the Winograd kernel transform moved out of the batch-chunk loop):
 
 =================================  ====================  ======================  ============================
 layer, batch                       forward xla | wino    input grad xla | alt    weight grad xla | alt
@@ -33,7 +33,7 @@ layer, batch                       forward xla | wino    input grad xla | alt   
 3x3 128 @28, b16                   29 | [28]             30 | wino [29]          113 | wino [31], im2col 61
 3x3 256 @14, b16                   37 | [23]             34 | wino [23]          67 | wino [22], im2col 41
 3x3 256 @14, b32                   72 | [50]             79 | wino [55]          162 | wino [51], im2col 100
-3x3 512 @7, b16                    [36] | 56             [47] | wino 54          40 | wino [30], im2col 31
+3x3 512 @7, b16                    60 | [26]             59 | wino [28]          64 | wino [30], im2col 45
 3x3 64->128 stride 2 @56, b64      [175] | im2col 145    227 | phases [110]      1205 | im2col [134]
 3x3 64 stride 2 @112, b16          [114]                 191 | phases [67]       403 | im2col [111]
 1x1 64 stride 2 @112, b16          8 (fwd+bwd 236)       pointwise: fwd+bwd [69]
