@@ -217,17 +217,15 @@ def _im2col_forward(x: jax.Array, w: jax.Array, strides, pads) -> jax.Array:
     return _map_chunks(chunk_forward, _im2col_chunk(x.shape[0], (kh, kw), cin, (ho, wo)), x, w)
 
 
-def _winograd_tiles_forward(x, u, pads, transposed=False):
-    """Winograd over batch chunks with the transformed kernel ``u`` (transformed once, outside the chunks)."""
-    return _map_chunks(lambda xb, u: winograd.forward_tiles(xb, u, pads, transposed), _winograd_chunk(x), x, u)
-
-
 def _winograd_forward(x, w, pads):
-    return _winograd_tiles_forward(x, winograd.kernel_tiles(w), pads)
+    """Winograd over batch chunks, the kernel transformed once, outside the chunks."""
+    return _map_chunks(lambda xb, u: winograd.forward_tiles(xb, u, pads), _winograd_chunk(x), x,
+                       winograd.kernel_tiles(w))
 
 
 def _winograd_input_grad(dy, w, pads):
-    return _winograd_tiles_forward(dy, winograd.flipped_kernel_tiles(w), winograd.input_grad_pads(pads), True)
+    return _map_chunks(lambda dyb, u: winograd.input_grad_tiles(dyb, u, pads), _winograd_chunk(dy), dy,
+                       winograd.flipped_kernel_tiles(w))
 
 
 def _winograd_weight_grad(x, dy, pads):

@@ -61,7 +61,7 @@ def kernel_tiles(w: jax.Array) -> list[list[jax.Array]]:
 
 def forward_tiles(x: jax.Array, u: list[list[jax.Array]], pads, transposed: bool = False) -> jax.Array:
     """The 3x3 stride-1 convolution of ``x`` [N, H, W, Cin] padded by ``pads`` (each <= 2) with the kernel
-    whose ``kernel_tiles`` are ``u``; ``transposed``: each ``u[a][b]`` is [Cout, Cin] (the input gradient's,
+    whose ``kernel_tiles`` are ``u``; ``transposed``: each ``u[a][b]`` is [Cout, Cin] (``input_grad_tiles``'s,
     contracted on its second axis instead of being copied transposed)."""
     n, h, wd, cin = x.shape
     contract = 1 if transposed else 0
@@ -74,12 +74,6 @@ def forward_tiles(x: jax.Array, u: list[list[jax.Array]], pads, transposed: bool
     y = _transform(_AT, _AT, lambda a, b: m[a][b])  # y[i][j]: output pixels (2t + i, 2u + j)
     out = jnp.stack([jnp.stack(y[i], axis=3) for i in range(2)], axis=2)  # [N, th, 2, tw, 2, C]
     return out.reshape(n, 2 * th, 2 * tw, cout)[:, :ho, :wo]
-
-
-def forward(x: jax.Array, w: jax.Array, pads) -> jax.Array:
-    """The 3x3 stride-1 convolution of ``x`` [N, H, W, Cin] padded by ``pads`` (each <= 2) with ``w``
-    [3, 3, Cin, Cout]."""
-    return forward_tiles(x, kernel_tiles(w), pads)
 
 
 def weight_grad_tiles(x: jax.Array, dy: jax.Array, pads) -> list[list[jax.Array]]:
@@ -100,23 +94,14 @@ def kernel_grad(s: list[list[jax.Array]]) -> jax.Array:
     return jnp.stack([jnp.stack(row) for row in _transform(_G.T, _G.T, lambda a, b: s[a][b])])
 
 
-def weight_grad(x: jax.Array, dy: jax.Array, pads) -> jax.Array:
-    """dL/dw [3, 3, Cin, Cout] of ``forward(x, w, pads)`` for the output gradient ``dy``."""
-    return kernel_grad(weight_grad_tiles(x, dy, pads))
-
-
 def flipped_kernel_tiles(w: jax.Array) -> list[list[jax.Array]]:
     """The ``kernel_tiles`` of the input gradient's kernel, ``w`` flipped in space, before its channels are
-    swapped: ``forward_tiles(..., transposed=True)`` contracts them on the output channels."""
+    swapped (``input_grad_tiles`` contracts them on the output channels)."""
     return kernel_tiles(jnp.flip(w, (0, 1)))
 
 
-def input_grad_pads(pads) -> tuple:
-    """The padding of the input gradient's convolution of ``dy``: ``2 - pads``."""
-    return tuple((2 - lo, 2 - hi) for lo, hi in pads)
-
-
-def input_grad(dy: jax.Array, w: jax.Array, pads) -> jax.Array:
-    """dL/dx of ``forward(x, w, pads)``: ``dy`` convolved with ``w`` flipped in space and its channels
-    swapped, padded by ``input_grad_pads``."""
-    return forward_tiles(dy, flipped_kernel_tiles(w), input_grad_pads(pads), transposed=True)
+def input_grad_tiles(dy: jax.Array, u: list[list[jax.Array]], pads) -> jax.Array:
+    """dL/dx of ``forward_tiles(x, kernel_tiles(w), pads)`` for the output gradient ``dy``, ``u`` being
+    ``flipped_kernel_tiles(w)``: ``dy`` convolved with ``w`` flipped in space and its channels swapped, padded
+    by ``2 - pads``."""
+    return forward_tiles(dy, u, tuple((2 - lo, 2 - hi) for lo, hi in pads), transposed=True)
