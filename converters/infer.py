@@ -108,13 +108,27 @@ def _iresnet(sd: dict, layout: str, where: str) -> list[Found]:
     return [Found(f"iresnet{depth}", dim, kwargs, f"IResNet-{depth}, {dim}-d embedding, features scale {scale}")]
 
 
+def _sfnet_width(channels: tuple[int, ...], where: str) -> float:
+    """The SFNet ``width`` whose ``sfnet.stage_channels`` are the file's four stage ``channels``: the widest
+    stage's ratio where it gives them all (an exact 0.5 stays 0.5), else the middle of the widths that round to
+    every stage's channels (the stem's ratio alone misreads widths such as 0.3)."""
+    low = max((c - 0.5) / base for c, base in zip(channels, sfnet.CHANNELS, strict=True))
+    high = min((c + 0.5) / base for c, base in zip(channels, sfnet.CHANNELS, strict=True))
+    for width in (channels[-1] / sfnet.CHANNELS[-1], (low + high) / 2):
+        if sfnet.stage_channels(width) == channels:
+            return width
+    raise ValueError(f"{where}: an SFNet with stage channels {channels}, which no width gives (their ratios to "
+                     f"{sfnet.CHANNELS} do not agree)")
+
+
 def _sfnet(sd: dict, layout: str, where: str) -> list[Found]:
     blocks = tuple(n - 1 for n in _stage_blocks(sd))
     depth = depth_of(blocks, sfnet.DEPTHS, "sfnet", where)
     dim = _shape(sd, "fc.weight")[0]
-    stem = _shape(sd, "layer1.0.conv1.weight")[0]
-    kwargs = {} if stem == sfnet.CHANNELS[0] else {"width": stem / sfnet.CHANNELS[0]}
-    size = f", {stem}-channel stem" if kwargs else ""
+    channels = tuple(_shape(sd, f"layer{s}.0.conv1.weight")[0] for s in range(1, 5))
+    width = _sfnet_width(channels, where)
+    kwargs = {} if width == 1 else {"width": width}
+    size = f", {channels[0]}-channel stem" if kwargs else ""
     if "layer1.0.bn1.weight" in sd:
         return [Found(f"sfnet{depth}_bn", dim, kwargs, f"SFNet-{depth} with BatchNorm, {dim}-d embedding{size}")]
     plain = Found(f"sfnet{depth}", dim, kwargs, f"SFNet-{depth} without BatchNorm (ReLU after the residual add), "

@@ -11,6 +11,7 @@ import torch
 from converters import export_torch, import_torch, infer, torch_models
 from jsphere import checkpoint
 from jsphere.inference import Embedder
+from jsphere.models import sfnet
 from tests.converters.reference import agree, calibrate, images, random_torch_model, torch_embed
 
 
@@ -104,6 +105,25 @@ def test_unknown_layouts_name_what_was_found_and_what_would_fit(tmp_path):
         infer.infer(odd, "insightface", "f")
     with pytest.raises(ValueError, match="ViT"):
         infer.infer({"patch_embed.proj.weight": np.zeros((4, 3, 9, 9))}, "insightface", "f")
+
+
+@pytest.mark.parametrize(("width", "kwargs"), [(0.3, None), (0.6, None), (0.5, {"width": 0.5}), (1.0, {})])
+def test_sfnet_width_is_read_off_every_stage_not_only_the_stem(width, kwargs):
+    """At width 0.3 the stem has 19 channels, and 19 / 64 would rebuild stage 3 with 76 instead of 77; widths
+    whose channels are exact ratios (``kwargs`` given) come back as themselves."""
+    state_dict = torch_models.SFNet(4, "bn", width=width).state_dict()
+    (found,) = infer.infer(state_dict, "opensphere-v2", "f")
+    built = sfnet.stage_channels(found.kwargs.get("width", 1.0))
+    assert built == tuple(state_dict[f"layer{s}.0.conv1.weight"].shape[0] for s in range(1, 5))
+    if kwargs is not None:
+        assert found.kwargs == kwargs
+
+
+def test_sfnet_stage_channels_that_no_width_gives_are_refused():
+    state_dict = torch_models.SFNet(4, "bn").state_dict()
+    state_dict["layer2.0.conv1.weight"] = torch.zeros(100, 64, 3, 3)
+    with pytest.raises(ValueError, match=r"f: an SFNet with stage channels \(64, 100, 256, 512\), which no width"):
+        infer.infer(state_dict, "opensphere-v2", "f")
 
 
 def test_a_failed_import_leaves_nothing_in_out_and_an_existing_out_is_never_overwritten(tmp_path, monkeypatch):
