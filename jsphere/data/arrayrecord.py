@@ -6,12 +6,17 @@ A packed folder holds ``data-XXXXX-of-YYYYY.array_record`` shards, ``labels.npy`
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
 import struct
 from pathlib import Path
 
 import numpy as np
+
+from jsphere import cli
+from jsphere.data.decode import CorruptImageError
 
 LABEL = struct.Struct("<q")
 
@@ -24,6 +29,30 @@ def decode_record(record: bytes) -> tuple[bytes, int]:
     return record[LABEL.size:], LABEL.unpack_from(record)[0]
 
 
+class CorruptRecordError(CorruptImageError):
+    """A record a shard cannot give back (a corrupt chunk): skipped like an unreadable image."""
+
+
+def _reason(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return text[:300] if text else f"{type(error).__name__}, no detail from the reader"
+
+
+def count_records(shard: str, folder: Path) -> int:
+    """The records of one shard, or one line naming it when the reader cannot open it (truncated, corrupt)."""
+    from array_record.python.array_record_module import ArrayRecordReader
+
+    try:
+        reader = ArrayRecordReader(shard)
+        try:
+            return int(reader.num_records())
+        finally:
+            reader.close()
+    except (RuntimeError, ValueError) as e:  # Riegeli reports a damaged file as RuntimeError
+        raise cli.UserError(f"{shard}: unreadable ArrayRecord shard ({_reason(e)}); truncated or corrupt: pack the "
+                            f"images of {folder} again with python -m jsphere.data.pack") from None
+
+
 class PackedSource:
     def __init__(self, folder: str | os.PathLike):
         from grain.sources import ArrayRecordDataSource
@@ -34,10 +63,13 @@ class PackedSource:
             raise FileNotFoundError(f"{self.folder} is not a packed jsphere data set (no meta.json); "
                                     "create one with python -m jsphere.data.pack")
         self.meta = json.loads(meta_path.read_text())
-        shards = sorted(str(p) for p in self.folder.glob("*.array_record"))
-        if not shards:
+        self.shards = sorted(str(p) for p in self.folder.glob("*.array_record"))
+        if not self.shards:
             raise FileNotFoundError(f"{self.folder}: no .array_record shards")
-        self._records = ArrayRecordDataSource(shards)
+        counts = [count_records(shard, self.folder) for shard in self.shards]
+        self._ends = list(itertools.accumulate(counts))
+        # the counted ranges (``path[start:end]``), so the data source does not open every shard again
+        self._records = ArrayRecordDataSource([f"{s}[0:{n}]" for s, n in zip(self.shards, counts, strict=True)])
         self.labels = np.load(self.folder / "labels.npy")
         if len(self._records) != len(self.labels) or len(self.labels) != self.meta["num_images"]:
             raise ValueError(f"{self.folder}: {len(self._records)} records, {len(self.labels)} labels and "
@@ -55,7 +87,17 @@ class PackedSource:
         return len(self.labels)
 
     def describe(self, i: int) -> str:
-        return f"{self.folder} record {i}"
+        shard = bisect.bisect_right(self._ends, i)
+        local = i - (self._ends[shard - 1] if shard else 0)
+        return f"{self.shards[shard]} record {local} (sample {i} of {self.folder})"
 
     def __getitem__(self, i: int) -> tuple[bytes, int]:
-        return decode_record(self._records[int(i)])
+        try:
+            record = self._records[int(i)]
+        except RuntimeError as e:  # Riegeli: a chunk that fails its hash or ends early
+            raise CorruptRecordError(f"{self.describe(int(i))}: unreadable ({_reason(e)}); the shard is corrupt: "
+                                     "pack the data set again") from None
+        if len(record) < LABEL.size:
+            raise CorruptRecordError(f"{self.describe(int(i))}: {len(record)} bytes, too short for a label and an "
+                                     "image; the shard is corrupt: pack the data set again")
+        return decode_record(record)
