@@ -6,15 +6,21 @@ Layout of a jsphere checkpoint directory (a training workdir, or what ``converte
                                                     'head': {'params': {...}, 'state': {...}}}
     <dir>/checkpoints/<step>/meta/      JSON {'model': {'name', 'embed_dim', 'kwargs'},
                                               'head': {'name', 'hparams', 'num_classes', 'feat_dim'} | None,
-                                              'step', 'source'}
+                                              'step', 'source', 'items': [...],
+                                              'checksums': {'algorithm', 'arrays': {item: {leaf: checksum}}}}
     (training adds items of its own beside these: optimizer state, RNG, data iterator)
 
 ``load_weights`` accepts the workdir, its ``checkpoints`` folder or one ``checkpoints/<step>`` folder.
+
+One rule says whether a step is readable, for every reader (training resume, ``embed``, the exporters, evaluation,
+``Embedder.from_checkpoint``, the NaN guard): its ``meta`` item reads back; every item that ``meta`` lists (and
+every item the reader needs) is there, an OCDBT item with its manifest and each process's manifest; every array
+read matches the checksum recorded in ``meta`` (``jsphere.checksums``). Checkpoints written before checksums were
+recorded are read with a warning that they are unverified. The steps are the non-empty numbered folders.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
@@ -24,9 +30,17 @@ from typing import Any
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jsphere import checkpoint_integrity as integrity
+from jsphere.checkpoint_integrity import META, CheckpointWriteError, UnreadableCheckpoint
+
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "weights"
-META = "meta"
+TRAIN = "train"
+DATA = "data"
+UNREADABLE = "checkpoints_unreadable"  # beside checkpoints/: where resume moves a step that does not read back
+
+__all__ = ["META", "CheckpointWriteError", "UnreadableCheckpoint", "TrainCheckpointer", "Weights", "list_steps",
+           "load_meta", "load_weights", "save_weights"]
 
 
 @dataclasses.dataclass
@@ -39,9 +53,12 @@ class Weights:
     head: dict[str, Any] | None
 
 
-def _complete_steps(root: Path) -> list[int]:
-    """The numbered folders of ``root`` that hold metadata (orbax renames a step folder into place when done)."""
-    return sorted(int(c.name) for c in root.iterdir() if c.name.isdigit() and (c / META).exists())
+def _step_folders(root: Path) -> list[int]:
+    """The steps of a checkpoints folder: its non-empty numbered folders (orbax writes a step in a temporary
+    folder and renames it when complete), ascending."""
+    if not root.is_dir():
+        return []
+    return sorted(int(c.name) for c in root.iterdir() if c.name.isdigit() and c.is_dir() and any(c.iterdir()))
 
 
 def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
@@ -51,11 +68,11 @@ def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
         raise FileNotFoundError(f"checkpoint path {p} does not exist")
     if (p / CHECKPOINTS).is_dir():
         p = p / CHECKPOINTS
-    elif p.name.isdigit() and (p / META).exists():
+    elif p.name.isdigit() and int(p.name) in _step_folders(p.parent):
         if step is not None and step != int(p.name):
             raise ValueError(f"{p} is the checkpoint of step {p.name}, not {step}")
         return p.parent, int(p.name)
-    steps = _complete_steps(p)
+    steps = _step_folders(p)
     if not steps:
         raise FileNotFoundError(
             f"{p} holds no jsphere checkpoint (expected {CHECKPOINTS}/<step>/{{{WEIGHTS},{META}}}); "
@@ -69,78 +86,90 @@ def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
 
 
 def list_steps(path: str | os.PathLike) -> list[int]:
-    """Steps with a complete checkpoint under ``path`` (workdir or checkpoints folder), ascending."""
-    return _complete_steps(_resolve(path, None)[0])
+    """The steps of the checkpoints under ``path`` (workdir or checkpoints folder), ascending; each is checked
+    when read."""
+    return _step_folders(_resolve(path, None)[0])
 
 
-def _to_numpy(tree: Any) -> Any:
-    import jax
+# ---- the readable rule
 
-    return jax.tree.map(np.asarray, tree)
-
-
-def save_weights(directory: str | os.PathLike, *, step: int, backbone: dict[str, Any], head: dict[str, Any] | None,
-                 meta: dict[str, Any]) -> Path:
-    """Write an inference checkpoint (backbone + optional head) as ``<directory>/checkpoints/<step>``."""
-    root = Path(directory).expanduser().resolve() / CHECKPOINTS
-    if (root / str(step)).exists():
-        raise FileExistsError(f"{root / str(step)} already exists: choose another output folder or remove it")
-    weights = {"backbone": _to_numpy(backbone), "head": _to_numpy(head) if head else {}}
-    args = {WEIGHTS: ocp.args.StandardSave(weights), META: ocp.args.JsonSave({**meta, "step": int(step)})}
-    with ocp.CheckpointManager(root, options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False)) as m:
-        m.save(int(step), args=ocp.args.Composite(**args), force=True)
-        m.wait_until_finished()
-    return root / str(step)
-
-
-@contextlib.contextmanager
-def _reading_some_items():
-    """Silence orbax's warning that the items we do not ask for (optimizer, data) exist but are not restored."""
-    from absl import logging as absl_logging
-
-    level = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)
+def _read_meta(step_dir: Path) -> dict[str, Any]:
+    if not (step_dir / META).is_dir():
+        raise UnreadableCheckpoint(step_dir, f"its '{META}' item is missing")
     try:
-        yield
-    finally:
-        absl_logging.set_verbosity(level)
+        with integrity.reading_some_items(), ocp.Checkpointer(ocp.JsonCheckpointHandler()) as reader:
+            meta = reader.restore(step_dir / META)
+    except Exception as e:  # a truncated or foreign metadata file
+        raise UnreadableCheckpoint(step_dir, f"its '{META}' item does not read back: {integrity.why(e)}") from e
+    if not isinstance(meta, dict):
+        raise UnreadableCheckpoint(step_dir, f"its '{META}' item is not a JSON object")
+    return dict(meta)
 
 
-def _host_target(metadata: Any) -> Any:
-    """A restore target placing every saved array on this process's first device, whatever mesh saved it."""
+def _as_numpy(metadata: Any) -> Any:
     import jax
 
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    tree = getattr(metadata, "tree", metadata)
-    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), tree)
+    return jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), getattr(metadata, "tree", metadata))
+
+
+def _read_arrays(root: Path, step: int, items: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(meta, {item: numpy tree})`` of a step that is readable by the rule above, else UnreadableCheckpoint."""
+    step_dir = root / str(step)
+    integrity.check_items(step_dir, {}, items)  # what this reader needs, before reading anything
+    meta = _read_meta(step_dir)
+    integrity.check_items(step_dir, meta, items)
+    handlers = {item: ocp.PyTreeCheckpointHandler() for item in items}
+    try:
+        with integrity.reading_some_items(), ocp.CheckpointManager(root, item_names=items, item_handlers=handlers) as m:
+            metadata = m.item_metadata(step)
+            restored = m.restore(step, args=ocp.args.Composite(**{  # as numpy, in the saved dtypes, whatever mesh
+                item: ocp.args.PyTreeRestore(restore_args=_as_numpy(metadata[item])) for item in items}))
+    except Exception as e:  # orbax / tensorstore: a truncated or foreign file
+        raise UnreadableCheckpoint(step_dir, integrity.why(e)) from e
+    arrays = {item: integrity.to_numpy(restored[item]) for item in items}
+    for item in items:
+        integrity.verify(step_dir, meta, item, arrays[item])
+    return meta, arrays
+
+
+def _newest_readable(root: Path, items: tuple[str, ...], *, skip: int | None = None,
+                     at_most: int | None = None) -> int | None:
+    for step in reversed(_step_folders(root)):
+        if step != skip and (at_most is None or step <= at_most):
+            try:
+                _read_arrays(root, step, items)
+            except UnreadableCheckpoint:
+                continue
+            return step
+    return None
+
+
+def _naming_the_newest(root: Path, error: UnreadableCheckpoint, items: tuple[str, ...]) -> UnreadableCheckpoint:
+    """``error`` with the newest readable step of ``root`` (another one) named."""
+    newest = _newest_readable(root, items, skip=int(error.step_dir.name))
+    hint = (f"the newest readable checkpoint is step {newest} ({root / str(newest)})" if newest is not None
+            else f"no other checkpoint in {root} reads back")
+    return UnreadableCheckpoint(error.step_dir, error.reason, hint=hint)
 
 
 def load_meta(path: str | os.PathLike, step: int | None = None) -> dict[str, Any]:
-    """The JSON metadata of the checkpoint at ``path`` (latest step unless ``step``)."""
+    """The JSON metadata of the checkpoint at ``path`` (latest step unless ``step``), without its checksums."""
     root, step = _resolve(path, step)
-    try:
-        with _reading_some_items(), ocp.CheckpointManager(root, item_names=(META,)) as m:
-            return dict(m.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META])
-    except Exception as e:  # a truncated or foreign metadata file
-        raise ValueError(f"{root / str(step)}: the checkpoint metadata does not read back ({_why(e)})") from e
+    meta = _read_meta(root / str(step))
+    meta.pop(integrity.CHECKSUMS, None)
+    return meta
 
 
 def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
-    """Read backbone and head weights (as numpy) and metadata from a checkpoint (latest step unless ``step``)."""
+    """Read backbone and head weights (as numpy) and metadata from a checkpoint (latest step unless ``step``),
+    verified against their checksums; a step that does not read back is named with the newest one that does."""
     root, step = _resolve(path, step)
-    if not (root / str(step) / WEIGHTS).exists():
-        raise FileNotFoundError(f"{root / str(step)} has no '{WEIGHTS}' item: not a jsphere checkpoint with weights")
-    handlers = {WEIGHTS: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler()}
     try:
-        with _reading_some_items(), ocp.CheckpointManager(root, item_names=(WEIGHTS, META),
-                                                          item_handlers=handlers) as m:
-            target = _host_target(m.item_metadata(step)[WEIGHTS])
-            restored = m.restore(step, args=ocp.args.Composite(
-                **{WEIGHTS: ocp.args.StandardRestore(target), META: ocp.args.JsonRestore()}))
-    except Exception as e:  # orbax / tensorstore: a truncated or foreign file
-        raise ValueError(f"{root / str(step)}: the checkpoint does not read back ({_why(e)})") from e
-    weights = _to_numpy(restored[WEIGHTS])
-    meta = dict(restored[META])
+        meta, arrays = _read_arrays(root, step, (WEIGHTS,))
+    except UnreadableCheckpoint as e:
+        raise _naming_the_newest(root, e, (WEIGHTS,)) from e
+    meta.pop(integrity.CHECKSUMS, None)
+    weights = arrays[WEIGHTS]
     head = weights.get("head") or None
     if head:
         from jsphere.heads.sharded import unpad_saved
@@ -149,39 +178,27 @@ def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
     return Weights(step=step, meta=meta, backbone=weights["backbone"], head=head)
 
 
-TRAIN = "train"
-DATA = "data"
-UNREADABLE = "checkpoints_unreadable"  # beside checkpoints/: where resume moves a step that does not read back
-
-
-def _why(error: BaseException) -> str:
-    """The first line of an orbax / tensorstore error, without its multi-line spec dump."""
-    text = str(error).split(" See full TensorStore details")[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0][:200] if lines else ''}"
-
-
-def _agreed_step(step: int) -> int:
-    """The smallest of every process's restored step (all processes must resume from the same one)."""
-    import jax
-
-    if jax.process_count() == 1:
-        return step
-    from jax.experimental import multihost_utils
-
-    return int(np.min(multihost_utils.process_allgather(np.asarray(step, np.int64))))
-
-
-def _abstract(tree: Any) -> Any:
-    """Restore targets: shape, dtype and sharding of every array of ``tree``."""
-    import jax
-
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
-                        tree)
+def save_weights(directory: str | os.PathLike, *, step: int, backbone: dict[str, Any], head: dict[str, Any] | None,
+                 meta: dict[str, Any]) -> Path:
+    """Write an inference checkpoint (backbone + optional head, with checksums) as ``<dir>/checkpoints/<step>``."""
+    root = Path(directory).expanduser().resolve() / CHECKPOINTS
+    if (root / str(step)).exists():
+        raise FileExistsError(f"{root / str(step)} already exists: choose another output folder or remove it")
+    weights = {"backbone": integrity.to_numpy(backbone), "head": integrity.to_numpy(head) if head else {}}
+    meta = integrity.with_checksums(meta, step, {WEIGHTS: weights}, (WEIGHTS, META))
+    args = {WEIGHTS: ocp.args.StandardSave(weights), META: ocp.args.JsonSave(meta)}
+    try:
+        with integrity.quiet_orbax_errors(), ocp.CheckpointManager(
+                root, options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False)) as m:
+            m.save(int(step), args=ocp.args.Composite(**args), force=True)
+            m.wait_until_finished()
+    except Exception as e:
+        raise integrity.write_error(root, step, e, previous=None) from e
+    return root / str(step)
 
 
 class TrainCheckpointer:
-    """Training checkpoints of a workdir: weights + optimizer/RNG state + data iterator + metadata.
+    """Training checkpoints of a workdir: weights + optimizer/RNG state + data iterator + metadata with checksums.
 
     Saves are asynchronous and atomic (orbax writes to a temporary folder and renames it when complete), so a
     kill at any moment leaves the previous checkpoint usable. When to save is orbax's decision policy: every
@@ -189,6 +206,10 @@ class TrainCheckpointer:
     job is preempted (several processes: JAX's preemption service, see ``reached_preemption``). The last
     ``keep`` checkpoints are kept, plus every step in ``save_steps``. Multi-process: every process calls
     ``save`` and ``restore``; orbax writes each process's shards and process 0 the metadata.
+
+    A save that fails (disk full, read-only or immutable folder) raises one ``CheckpointWriteError`` naming the
+    step that is kept, at the next ``check``, ``save``, ``wait`` or ``close``; orbax's own error records are
+    hidden. Step folders are created synchronously, so a folder that cannot be created fails the ``save`` itself.
     """
 
     def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, every_steps: int = 0,
@@ -204,13 +225,17 @@ class TrainCheckpointer:
         if every_steps:
             save_policies.append(sdp.FixedIntervalPolicy(every_steps))
         self.with_data = with_data
+        self._async = async_save
+        self._pending: int | None = None  # the step whose save may still be running
         import grain
 
+        integrity.hide_orbax_errors(True)
         self._manager = ocp.CheckpointManager(
             self.root, item_names=(WEIGHTS, TRAIN, META) + ((DATA,) if with_data else ()),
             item_handlers={DATA: grain.checkpoint.CheckpointHandler()} if with_data else None,
             options=ocp.CheckpointManagerOptions(
                 enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+                async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
                 preservation_policy=pp.AnyPreservationPolicy(keep_policies),
                 save_decision_policy=sdp.AnySavePolicy(save_policies)))
 
@@ -224,39 +249,80 @@ class TrainCheckpointer:
         return self._manager.reached_preemption(int(step))
 
     def all_steps(self) -> list[int]:
-        return sorted(self._manager.all_steps())
+        return _step_folders(self.root)
+
+    def _kept_before(self, step: int) -> int | None:
+        return max((s for s in _step_folders(self.root) if s < step), default=None)
 
     def save(self, step: int, *, weights: dict, train: dict, meta: dict, data_iterator: Any = None) -> None:
-        """Start saving ``step`` (returns once the arrays are copied off the devices)."""
+        """Start saving ``step`` with the checksums of its arrays (returns once the arrays are copied off the
+        devices). CheckpointWriteError if the previous save or this one failed."""
         import grain
 
+        self.wait()
+        items = (WEIGHTS, TRAIN, META) + ((DATA,) if self.with_data else ())
         args = {WEIGHTS: ocp.args.StandardSave(weights), TRAIN: ocp.args.StandardSave(train),
-                META: ocp.args.JsonSave({**meta, "step": int(step)})}
+                META: ocp.args.JsonSave(integrity.with_checksums(meta, step, {WEIGHTS: weights, TRAIN: train}, items))}
         if self.with_data:
             args[DATA] = grain.checkpoint.CheckpointSave(data_iterator)
-        self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
+        try:
+            self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
+        except Exception as e:  # orbax raises what the file system or tensorstore raised
+            raise integrity.write_error(self.root, step, e, self._kept_before(step)) from e
+        self._pending = int(step)
+        if not self._async:
+            self.wait()
+
+    def check(self) -> None:
+        """CheckpointWriteError as soon as the save in progress has failed (cheap: called every step)."""
+        if self._pending is not None and not self._manager.is_saving_in_progress():
+            self.wait()
+
+    def wait(self) -> None:
+        """Wait for the save in progress; CheckpointWriteError if it failed (the previous checkpoint is kept)."""
+        import jax
+
+        if self._pending is None:
+            return
+        step, self._pending = self._pending, None
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:
+            raise integrity.write_error(self.root, step, e, self._kept_before(step)) from e
+        if jax.process_index() == 0 and step not in _step_folders(self.root):
+            raise integrity.write_error(self.root, step, RuntimeError("orbax did not commit it"),
+                                        self._kept_before(step))
 
     def restore(self, step: int, *, weights: dict, train: dict, data_iterator: Any = None) -> tuple[dict, dict]:
-        """Restore ``step`` into arrays shaped and sharded like the ``weights``/``train`` templates.
-
-        The data iterator, if given, is restored in place.
-        """
+        """Restore ``step`` into arrays shaped and sharded like the ``weights``/``train`` templates, verified by the
+        readable rule (UnreadableCheckpoint otherwise). The data iterator, if given, is restored in place."""
         import grain
 
-        args = {item: ocp.args.StandardRestore(_abstract(tree)) for item, tree in ((WEIGHTS, weights), (TRAIN, train))}
-        if self.with_data and data_iterator is not None:
+        step_dir = self.root / str(step)
+        meta = _read_meta(step_dir)
+        with_data = self.with_data and data_iterator is not None
+        integrity.check_items(step_dir, meta, (WEIGHTS, TRAIN) + ((DATA,) if with_data else ()))
+        templates = {WEIGHTS: weights, TRAIN: train}
+        args = {item: ocp.args.StandardRestore(integrity.abstract(tree, integrity.recorded_dtypes(meta, item)))
+                for item, tree in templates.items()}
+        if with_data:
             args[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
-        restored = self._manager.restore(int(step), args=ocp.args.Composite(**args))
-        return restored[WEIGHTS], restored[TRAIN]
+        try:
+            restored = self._manager.restore(int(step), args=ocp.args.Composite(**args))
+        except Exception as e:  # orbax and tensorstore raise plain Exceptions for unreadable data
+            raise UnreadableCheckpoint(step_dir, integrity.why(e)) from e
+        for item in templates:
+            integrity.verify(step_dir, meta, item, restored[item])
+        return integrity.cast_like(restored[WEIGHTS], weights), integrity.cast_like(restored[TRAIN], train)
 
     def restore_latest(self, *, weights: dict, train: dict, data_iterator: Any = None
                        ) -> tuple[int, dict, dict] | None:
-        """Restore the newest checkpoint that reads back: ``(step, weights, train)``, or None without checkpoints.
+        """Restore the newest checkpoint that is readable: ``(step, weights, train)``, or None without checkpoints.
 
-        A newer step that fails to read (a truncated array file, a missing item, a half-written or foreign
-        numbered folder) is reported with a warning naming it and moved to ``<workdir>/checkpoints_unreadable/``
-        (kept for inspection, never deleted) so that training can write that step again. If no step reads back,
-        nothing is moved and the error lists every step with its problem.
+        A newer step that is not (a damaged or truncated array file, a checksum mismatch, a missing item or
+        manifest, a half-written or foreign numbered folder) is reported with a warning naming it and moved to
+        ``<workdir>/checkpoints_unreadable/`` (kept for inspection, never deleted) so that training can write that
+        step again. If no step reads back, nothing is moved and the error lists every step with its problem.
         """
         from absl import logging
 
@@ -265,12 +331,12 @@ class TrainCheckpointer:
             try:
                 restored_weights, restored_train = self.restore(step, weights=weights, train=train,
                                                                 data_iterator=data_iterator)
-            except Exception as e:  # orbax and tensorstore raise plain Exceptions for unreadable data
-                failures.append((step, _why(e)))
+            except Exception as e:  # UnreadableCheckpoint, or what grain raises for a foreign data item
+                failures.append((step, e.reason if isinstance(e, UnreadableCheckpoint) else integrity.why(e)))
                 logging.warning("checkpoint of step %d at %s does not read back (%s); trying the previous one",
                                 step, self.root / str(step), failures[-1][1])
                 continue
-            agreed = _agreed_step(step)
+            agreed = integrity.agreed_step(step)
             if agreed != step:  # another process could not read this step
                 restored_weights, restored_train = self.restore(agreed, weights=weights, train=train,
                                                                 data_iterator=data_iterator)
@@ -278,8 +344,12 @@ class TrainCheckpointer:
             return agreed, restored_weights, restored_train
         if failures:
             raise ValueError(f"no checkpoint in {self.root} reads back: " + "; ".join(
-                f"step {s}: {why}" for s, why in failures) + ". Move the checkpoints folder away to start afresh")
+                f"step {s}: {reason}" for s, reason in failures) + ". Move the checkpoints folder away to start afresh")
         return None
+
+    def newest_readable(self, at_most: int) -> int | None:
+        """The newest step up to ``at_most`` whose weights and training state are readable, or None."""
+        return _newest_readable(self.root, (WEIGHTS, TRAIN), at_most=at_most)
 
     def _set_aside(self, steps: list[int]) -> None:
         """Move unusable steps out of the checkpoints folder (process 0 moves, every process waits)."""
@@ -305,8 +375,12 @@ class TrainCheckpointer:
             multihost_utils.sync_global_devices("jsphere_checkpoints_set_aside")
         self._manager.reload()
 
-    def wait(self) -> None:
-        self._manager.wait_until_finished()
-
     def close(self) -> None:
-        self._manager.close()
+        """Wait for the save in progress (CheckpointWriteError if it failed) and stop orbax's threads."""
+        try:
+            self.wait()
+        finally:
+            try:
+                self._manager.close()
+            finally:
+                integrity.hide_orbax_errors(False)

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jsphere import checkpoint, config_check, observe, parallel, trainers
+from jsphere import checkpoint, config_check, observe, parallel, trainers, workdir_lock
 from jsphere.trainers import items
 
 
@@ -83,11 +83,16 @@ class _Window:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Train ``config`` in ``workdir`` (resuming from its last checkpoint) and return the final metrics."""
+    """Train ``config`` in ``workdir`` (resuming from its last checkpoint) and return the final metrics. The run
+    holds the workdir's lock (``jsphere.workdir_lock``): a second run on the same workdir is refused."""
+    workdir = str(config_check.validate_config(config, workdir))
+    with workdir_lock.hold(workdir):
+        return _train(config, workdir)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     from jsphere.data import pipeline
 
-    # ---- config
-    workdir = str(config_check.validate_config(config, workdir))
     is_main = jax.process_index() == 0
 
     # ---- mesh
@@ -162,10 +167,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 state, metrics = train_step(state, batch)
                 step += 1
                 if pending is not None:
-                    last_metrics = _consume(pending, window, last_saved, workdir, config)
+                    last_metrics = _consume(pending, window, config)
                 pending = (step, metrics)
                 if step % config.log_every == 0 or step == config.total_steps:
-                    last_metrics = _consume(pending, window, last_saved, workdir, config)
+                    last_metrics = _consume(pending, window, config)
                     pending = None
                     writer.write(step, {**window.means(), "corrupt_images_skipped": corrupt_skipped}, prefix="train/")
                     window = _Window()
@@ -176,10 +181,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                force=step % config.log_every == 0)
                 if validator is not None and (step % config.val_every == 0 or step == config.total_steps):
                     final_val = validate(step)
+                ckpt.check()  # a failed asynchronous save stops the run now, naming the checkpoint kept
                 preempt = preemption.requested(step)
                 if preempt or ckpt.should_save(step):
                     if pending is not None:  # never save a state whose loss was not checked
-                        last_metrics = _consume(pending, window, last_saved, workdir, config)
+                        last_metrics = _consume(pending, window, config)
                         pending = None
                     ckpt.save(step, weights=items.weights_item(setup, state), train=items.train_item(state),
                               meta=meta, data_iterator=iterator)
@@ -189,30 +195,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     raise Preempted(f"SIGTERM received: saved the checkpoint of step {step} in {workdir}; "
                                     "rerun the same command to resume")
             if pending is not None:
-                last_metrics = _consume(pending, window, last_saved, workdir, config)
+                last_metrics = _consume(pending, window, config)
+        except NonFiniteLoss as e:
+            raise NonFiniteLoss(f"{e}; {_last_good(ckpt, last_saved)}. Lower config.optim.lr or set "
+                                "config.optim.clip_grad_norm, then rerun (it resumes from that checkpoint).") from None
         finally:
             bar.close()
-            ckpt.wait()
-            ckpt.close()
-            writer.close()
-            iterator_close = getattr(iterator, "close", None)
-            if iterator_close:
-                iterator_close()
+            try:
+                ckpt.close()  # waits for the last save: CheckpointWriteError if it failed
+            finally:
+                writer.close()
+                iterator_close = getattr(iterator, "close", None)
+                if iterator_close:
+                    iterator_close()
     return {"step": step, **{f"train/{k}": v for k, v in last_metrics.items()},
             **{f"val/{k}": v for k, v in final_val.items()}}
 
 
-def _consume(pending, window: _Window, last_saved, workdir: str, config) -> dict[str, float]:
+def _consume(pending, window: _Window, config) -> dict[str, float]:
     """Fetch a finished step's metrics, stop on a non-finite loss, add them to the log window."""
     step, metrics = pending
     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
     if not math.isfinite(values["loss"]):
-        where = (f"the last good checkpoint is {workdir}/checkpoints/{last_saved}" if last_saved is not None
-                 else "no checkpoint was saved yet")
-        raise NonFiniteLoss(f"loss is {values['loss']} at step {step}; {where}. Lower config.optim.lr or set "
-                            "config.optim.clip_grad_norm, then rerun (it resumes from that checkpoint).")
+        raise NonFiniteLoss(f"loss is {values['loss']} at step {step}")
     window.add(values, config.batch_size)
     return values
+
+
+def _last_good(ckpt: checkpoint.TrainCheckpointer, last_saved: int | None) -> str:
+    """The newest checkpoint up to ``last_saved`` that reads back whole, checksums verified (after the save in
+    progress has finished), for the NaN message: rerunning resumes from it."""
+    ckpt.wait()
+    if last_saved is None:
+        return "no checkpoint was saved yet"
+    good = ckpt.newest_readable(at_most=last_saved)
+    return f"the last good checkpoint is {ckpt.root / str(good)}" if good is not None else (
+        f"no checkpoint up to step {last_saved} reads back")
 
 
 def _make_validator(setup: trainers.Setup, config: ml_collections.ConfigDict):

@@ -39,7 +39,8 @@ def test_embed_cli_matches_the_in_process_model_for_folder_list_and_npy(tmp_path
     np.save(tmp_path / "images.npy", images)
     expected = Embedder.from_checkpoint(ckpt).embed(images)
     for source in (tmp_path / "list.txt", tmp_path / "images.npy"):
-        assert embed.main(["--ckpt", str(ckpt), "--input", str(source), "--output", str(tmp_path / "f.npy")]) == 0
+        assert embed.main(["--ckpt", str(ckpt), "--input", str(source), "--output", str(tmp_path / "f.npy"),
+                           "--overwrite"]) == 0
         got = np.load(tmp_path / "f.npy")
         assert got.shape == (6, 8) and got.dtype == np.float32
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
@@ -64,7 +65,7 @@ def test_unaligned_images_need_landmarks_and_are_aligned_with_them(tmp_path, ckp
 
 def test_checkpoint_without_weights_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoints" / "3" / "meta").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="has no 'weights' item"):
+    with pytest.raises(ValueError, match="checkpoints/3: the checkpoint does not read back \\(its 'weights' item"):
         Embedder.from_checkpoint(tmp_path)
 
 
