@@ -20,7 +20,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.model.name = "sfnet20_deprecated"
     c.model.embed_dim = 512
     c.model.kwargs = ml_collections.ConfigDict()  # extra constructor arguments, e.g. features_scale
-    c.model.dtype = "float32"  # compute dtype of the trunk: float32 | bfloat16
+    c.model.dtype = "float32"  # compute dtype of the trunk: float32 | bfloat16 | float64 (with JAX_ENABLE_X64=1)
     c.model.bn_per_device = False  # True: BatchNorm statistics per device (PyTorch DDP parity)
 
     c.head = ml_collections.ConfigDict()
@@ -28,6 +28,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.head.hparams = ml_collections.ConfigDict()  # e.g. s, m, alpha, r, t, lw, magn_type
     c.head.sharded = False  # shard the class centres over devices (Partial FC, every head)
     c.head.sample_rate = 1.0  # fraction of negative classes kept per shard when sharded
+    # Class centres: written back onto the unit sphere before every update (OpenSphere) or only normalised in
+    # the forward (arcface_torch), and their init std (None: xavier-normal). None: the head's own recipe.
+    c.head.project_centres = config_dict.placeholder(bool)
+    c.head.init_std = config_dict.placeholder(float)
 
     c.data = ml_collections.ConfigDict()
     c.data.source = config_dict.placeholder(str)  # list file, folder, train.rec, ArrayRecord dir, tfds:<name>

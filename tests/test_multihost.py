@@ -1,5 +1,5 @@
-"""Two processes (2 CPU devices each) train together through jax.distributed and follow the loss curve of one
-process with 4 devices; SIGTERM to one process checkpoints once and stops both."""
+"""Two processes (2 CPU devices each) train together through jax.distributed and follow the training curves of
+one process with 4 devices (in float64); SIGTERM to one process checkpoints once and stops both."""
 
 import os
 import signal
@@ -24,9 +24,12 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(workdir, data, devices, *extra, process=None, port=None):
+def _launch(workdir, data, devices, *extra, process=None, port=None, float64=False):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    if float64:  # train_config's comparison recipe
+        env["JAX_ENABLE_X64"] = "1"
+        data = f"{data},float64"
     cmd = [sys.executable, "-m", "jsphere.main", f"--config={ROOT}/tests/train_config.py:{data}",
            f"--workdir={workdir}", "--config.log_every=1", *extra]
     if process is not None:
@@ -34,18 +37,20 @@ def _launch(workdir, data, devices, *extra, process=None, port=None):
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.mark.parametrize(("model", "steps"), [("sfnet4", 6), ("sfnet4_bn", 2)])
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, synthetic_data, model, steps):
-    """Each process reads its slice of every global batch; gradients and BatchNorm statistics are global.
-    BatchNorm over 8 images amplifies float32 rounding ~10x per step, by a CPU-dependent amount, so the model
-    with BatchNorm is compared over the two well-conditioned first steps, the one without over six."""
-    extra = (f"--config.total_steps={steps}", f"--config.optim.milestones=({steps},)", f"--config.model.name={model}")
-    single = _launch(tmp_path / "single", synthetic_data, 4, *extra)
-    assert single.wait(timeout=600) == 0, single.stdout.read()
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, synthetic_data):
+    """Each process reads its slice of every global batch; gradients and BatchNorm statistics are global, so the
+    two processes (2 devices each) follow the curve of one process with 4 devices, step after step: loss, global
+    and per-module gradient norms of an unclipped BatchNorm net (the first gradient norm is in the hundreds).
+    Why ``curves.RTOL`` holds on any CPU: float64 (``train_config.comparison``), see tests/curves.py; that a
+    fault would show is checked by test_train's eight-device test, which shares the recipe and the assertion."""
+    steps = 4
+    extra = (f"--config.total_steps={steps}", f"--config.optim.milestones=({steps},)")
     port = _port()
-    procs = [_launch(tmp_path / "multi", synthetic_data, 2, *extra, process=i, port=port) for i in range(2)]
-    for p in procs:
-        assert p.wait(timeout=600) == 0, p.stdout.read()
+    procs = [_launch(tmp_path / "single", synthetic_data, 4, *extra, float64=True)]
+    procs += [_launch(tmp_path / "multi", synthetic_data, 2, *extra, process=i, port=port, float64=True)
+              for i in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
     assert_same_training(read_curves(tmp_path / "multi"), read_curves(tmp_path / "single"), steps=steps)
     assert checkpoint.list_steps(tmp_path / "multi")[-1] == steps
     assert sorted(p.name for p in (tmp_path / "multi" / "checkpoints" / str(steps) / "data").glob("process_*")) == [

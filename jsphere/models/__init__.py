@@ -1,7 +1,7 @@
 """Face-recognition backbones as Flax NNX modules whose trees mirror the PyTorch state_dicts."""
 
 from jsphere.models.base import INPUT_SHAPE, Backbone
-from jsphere.models.layers import BatchNorm, ChannelPReLU, FrozenParam, set_bn_stat_groups
+from jsphere.models.layers import BatchNorm, ChannelPReLU, FrozenParam, param_dtype, set_bn_stat_groups
 from jsphere.models.registry import build, load_pure_state, names, param_count, pure_state
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "names",
     "load_pure_state",
     "param_count",
+    "param_dtype",
     "pure_state",
     "set_bn_stat_groups",
 ]

@@ -8,7 +8,8 @@ every stage has stride 2 and a 1x1 ``downsample``)::
 then ``bn2`` -> channel-major flatten (25088) -> ``dropout`` -> ``fc`` -> ``features`` (BatchNorm1d). The
 ``features`` scale is frozen at 1.0 in insightface's layout (``features_scale='frozen'``, default) and trained
 with init 0.1 in OpenSphere v2 (``features_scale='trainable'``, ``features_scale_init=0.1``). Convs are N(0, 0.1).
-The trunk runs in ``dtype``; ``fc`` and ``features`` stay float32 (insightface casts before ``fc``).
+The trunk runs in ``dtype``; ``fc`` and ``features`` stay float32 (insightface casts before ``fc``), or float64
+for a float64 model (``layers.param_dtype``).
 """
 
 from __future__ import annotations
@@ -78,9 +79,10 @@ class IResNet(Backbone):
             cin = planes
         self.bn2 = layers.BatchNorm(512, dtype=dtype)
         self.dropout = layers.dropout(dropout, rngs=rngs)
-        self.fc = layers.linear(512 * 7 * 7, embed_dim, rngs=rngs)
+        tail = layers.param_dtype(dtype)
+        self.fc = layers.linear(512 * 7 * 7, embed_dim, dtype=tail, rngs=rngs)
         self.features = layers.BatchNorm(
-            embed_dim, scale_init=features_scale_init, scale_trainable=features_scale == "trainable"
+            embed_dim, scale_init=features_scale_init, scale_trainable=features_scale == "trainable", dtype=tail
         )
 
     def forward(self, x: jax.Array) -> jax.Array:
@@ -88,5 +90,5 @@ class IResNet(Backbone):
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             for block in stage:
                 x = block(x)
-        x = flatten_channel_major(self.bn2(x)).astype(jnp.float32)
+        x = flatten_channel_major(self.bn2(x)).astype(layers.param_dtype(self.dtype))
         return self.features(self.fc(self.dropout(x)))

@@ -11,6 +11,10 @@ Every layer here keeps PyTorch's behaviour so that converted weights give the sa
 * ``ChannelPReLU``: ``nn.PReLU(C)`` — one slope per channel (Flax's PReLU has a single scalar slope).
 
 Initialisers reproduce ``torch.nn.init`` so that a freshly built model has the reference statistics.
+
+Parameters and BatchNorm statistics are stored in ``param_dtype(dtype)``: float32 for a float32 or bfloat16
+trunk, float64 for a float64 one (``model.dtype='float64'``, which needs 64-bit JAX: the comparison tests and
+step-by-step checks against PyTorch in float64, where summation order moves results by ~1e-16, not ~1e-7).
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ Array = jax.Array
 
 class FrozenParam(nnx.Variable):
     """A parameter that is stored, counted and converted, but never trained (``requires_grad=False``)."""
+
+
+def param_dtype(dtype) -> jnp.dtype:
+    """The dtype parameters, statistics and the embedding tail use with a ``dtype`` trunk: the wider of it and
+    float32 (float32 for bfloat16/float32, float64 for float64)."""
+    return jnp.promote_types(jnp.float32 if dtype is None else dtype, jnp.float32)
 
 
 # ----------------------------------------------------------------------------------------- initialisers
@@ -103,7 +113,7 @@ def conv(
         kernel_init=kernel_init,
         bias_init=torch_default_bias(fan_in),
         dtype=dtype,
-        param_dtype=jnp.float32,
+        param_dtype=param_dtype(dtype),
         conv_general_dilated=cpu_conv.conv_general_dilated,
         rngs=rngs,
     )
@@ -121,7 +131,7 @@ def linear(
         kernel_init=kernel_init,
         bias_init=torch_default_bias(in_features),
         dtype=dtype,
-        param_dtype=jnp.float32,
+        param_dtype=param_dtype(dtype),
         rngs=rngs,
     )
 
@@ -133,7 +143,8 @@ class BatchNorm(nnx.Module):
     does: ``running = (1 - momentum) * running + momentum * batch`` with the *unbiased* batch variance, so the
     stored ``var`` equals PyTorch's ``running_var``. ``stat_groups = g`` splits the batch into g contiguous
     groups normalised separately (one group per device reproduces DDP's per-GPU statistics; the running
-    statistics take the mean over groups). Statistics are always reduced in float32.
+    statistics take the mean over groups). Statistics are reduced in float32 (float64 for float64 input) and
+    stored, like the scale and bias, in ``param_dtype(dtype)``.
     """
 
     def __init__(
@@ -152,11 +163,12 @@ class BatchNorm(nnx.Module):
         self.dtype = dtype
         self.use_running_average = False
         self.stat_groups = 1
-        scale = jnp.full((num_features,), scale_init, jnp.float32)
+        stored = param_dtype(dtype)
+        scale = jnp.full((num_features,), scale_init, stored)
         self.scale = nnx.Param(scale) if scale_trainable else FrozenParam(scale)
-        self.bias = nnx.Param(jnp.zeros((num_features,), jnp.float32))
-        self.mean = nnx.BatchStat(jnp.zeros((num_features,), jnp.float32))
-        self.var = nnx.BatchStat(jnp.ones((num_features,), jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((num_features,), stored))
+        self.mean = nnx.BatchStat(jnp.zeros((num_features,), stored))
+        self.var = nnx.BatchStat(jnp.ones((num_features,), stored))
 
     def __call__(self, x: Array) -> Array:
         if self.use_running_average:
@@ -168,9 +180,9 @@ class BatchNorm(nnx.Module):
             raise ValueError(f"BatchNorm: batch of {n} does not split into {groups} statistic groups")
         xg = x.reshape((groups, n // groups) + x.shape[1:])
         axes = tuple(range(1, xg.ndim - 1))
-        x32 = xg.astype(jnp.float32)
-        mean = jnp.mean(x32, axis=axes)  # [groups, C]
-        var = jnp.mean(jnp.square(x32 - jnp.expand_dims(mean, axes)), axis=axes)
+        wide = xg.astype(param_dtype(xg.dtype))
+        mean = jnp.mean(wide, axis=axes)  # [groups, C]
+        var = jnp.mean(jnp.square(wide - jnp.expand_dims(mean, axes)), axis=axes)
         count = math.prod(xg.shape[1:-1])
         unbiased = var * (count / max(count - 1, 1))
         m = self.momentum
@@ -192,7 +204,7 @@ class ChannelPReLU(nnx.Module):
 
     def __init__(self, num_channels: int, *, init: float = 0.25, dtype=jnp.float32):
         self.dtype = dtype
-        self.slope = nnx.Param(jnp.full((num_channels,), init, jnp.float32))
+        self.slope = nnx.Param(jnp.full((num_channels,), init, param_dtype(dtype)))
 
     def __call__(self, x: Array) -> Array:
         a = self.slope[...].astype(self.dtype or x.dtype)

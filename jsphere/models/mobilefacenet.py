@@ -16,7 +16,9 @@ of ``blocks[0]`` DepthWise blocks (groups 128) instead of the grouped 3x3 ConvBl
     layers[6] DepthWise 256->256 s2 g512       layers[7] Residual(256, 2, g256)
     conv_sep ConvBlock 256->512 1x1 (float32)  features = GDC: LinearBlock dw 7x7 -> flatten -> Linear 512->D -> BN1d
 
-112 -> 56 -> 28 -> 14 -> 7 -> 1. Kaiming-normal (fan_out) init for convs and the linear layer.
+112 -> 56 -> 28 -> 14 -> 7 -> 1. Kaiming-normal (fan_out) init for convs and the linear layer. The trunk computes
+in ``dtype``, ``conv_sep`` and ``features`` in ``layers.param_dtype(dtype)`` (float32, or float64 for a float64
+model).
 """
 
 from __future__ import annotations
@@ -93,12 +95,12 @@ class Flatten(nnx.Module):
 class GDC(nnx.Module):
     """Global depthwise conv head: ``layers`` = [LinearBlock dw7x7, Flatten, Linear (no bias), BatchNorm1d]."""
 
-    def __init__(self, embed_dim: int, *, rngs):
+    def __init__(self, embed_dim: int, *, dtype=jnp.float32, rngs):
         self.layers = nnx.List([
-            linear_block(512, 512, 7, groups=512, dtype=jnp.float32, rngs=rngs),
+            linear_block(512, 512, 7, groups=512, dtype=dtype, rngs=rngs),
             Flatten(),
-            layers.linear(512, embed_dim, bias=False, kernel_init=INIT, rngs=rngs),
-            layers.BatchNorm(embed_dim),
+            layers.linear(512, embed_dim, bias=False, kernel_init=INIT, dtype=dtype, rngs=rngs),
+            layers.BatchNorm(embed_dim, dtype=dtype),
         ])
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -131,11 +133,12 @@ class MobileFaceNet(Backbone):
             DepthWise(c2, c2, residual=False, stride=2, groups=512, **kw),
             Residual(c2, blocks[3], 256, **kw),
         ])
-        self.conv_sep = ConvBlock(c2, 512, dtype=jnp.float32, rngs=rngs)
-        self.features = GDC(embed_dim, rngs=rngs)
+        tail = layers.param_dtype(dtype)
+        self.conv_sep = ConvBlock(c2, 512, dtype=tail, rngs=rngs)
+        self.features = GDC(embed_dim, dtype=tail, rngs=rngs)
 
     def forward(self, x: jax.Array) -> jax.Array:
         x = x.astype(self.dtype)
         for layer in self.layers:
             x = layer(x)
-        return self.features(self.conv_sep(x.astype(jnp.float32)))
+        return self.features(self.conv_sep(x.astype(layers.param_dtype(self.dtype))))

@@ -12,7 +12,8 @@ Three variants with one module tree (OpenSphere ``model/backbone/sfnet.py`` and 
 Stage ``s`` (channels 64/128/256/512) is ``layer{s}.0`` = stride-2 3x3 ConvBlock, then ``depth[s]`` BasicBlocks:
 112 -> 56 -> 28 -> 14 -> 7, flatten (channel-major, 25088) -> ``fc`` -> embedding. ``width`` scales every
 stage's channels (jsphere's own knob for small, fast models such as the quickstart's ``width=0.5``; OpenSphere's
-layout, and so its ``.pth`` files, is ``width=1``).
+layout, and so its ``.pth`` files, is ``width=1``). The trunk computes in ``dtype``; ``fc`` and ``features`` in
+``layers.param_dtype(dtype)`` (float32, or float64 for a float64 model).
 """
 
 from __future__ import annotations
@@ -101,10 +102,11 @@ class SFNet(Backbone):
             ]
             setattr(self, f"layer{stage}", nnx.List(stage_modules))
             cin = cout
+        tail = layers.param_dtype(dtype)
         self.dropout = layers.Identity() if deprecated else layers.dropout(dropout, rngs=rngs)
-        self.fc = layers.linear(channels[-1] * 7 * 7, embed_dim, rngs=rngs)
+        self.fc = layers.linear(channels[-1] * 7 * 7, embed_dim, dtype=tail, rngs=rngs)
         self.features = (
-            layers.BatchNorm(embed_dim, scale_init=features_scale_init) if norm else layers.Identity()
+            layers.BatchNorm(embed_dim, scale_init=features_scale_init, dtype=tail) if norm else layers.Identity()
         )
 
     def forward(self, x: jax.Array) -> jax.Array:
@@ -112,5 +114,5 @@ class SFNet(Backbone):
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             for block in stage:
                 x = block(x)
-        x = self.dropout(flatten_channel_major(x).astype(jnp.float32))
+        x = self.dropout(flatten_channel_major(x).astype(layers.param_dtype(self.dtype)))
         return self.features(self.fc(x))

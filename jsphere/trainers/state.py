@@ -4,6 +4,10 @@
 schedule, and the sharding of every state leaf, declared from ``jax.eval_shape`` of the state's creation and
 the head's specs. ``init_state`` creates the state directly in those shardings (``jit`` with
 ``out_shardings``, as big_vision does), so no leaf ever sits unsharded on one device.
+
+``config.model.dtype`` is the trunk's compute dtype; every trainable parameter (the head's too) and the
+optimizer state are stored in ``models.param_dtype`` of it: float32, or float64 for ``'float64'`` (which needs
+64-bit JAX: ``JAX_ENABLE_X64=1`` or ``jax.enable_x64(True)``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from jsphere import heads as heads_lib
 from jsphere import models, optim, parallel
 from jsphere.heads.sharded import ShardedHead
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
 SPLIT = (nnx.Param, models.FrozenParam, nnx.BatchStat, ...)
 
 
@@ -85,7 +89,7 @@ def build_backbone(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -
 
 def build_head(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_classes: int,
                saved_rows: int | None = None) -> heads_lib.Head | ShardedHead:
-    head = heads_lib.build(config.head.name, **config.head.hparams.to_dict())
+    head = heads_lib.from_config(config.head)
     if config.head.sharded:
         head = ShardedHead(head, mesh, num_classes, config.model.embed_dim, sample_rate=config.head.sample_rate,
                            seed=config.seed, rows=saved_rows)
@@ -112,6 +116,9 @@ def make_setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_c
             head_params, head_state = head.init(jax.random.fold_in(key, 1))
         else:
             head_params, head_state = head.init(jax.random.fold_in(key, 1), config.model.embed_dim, num_classes)
+        wide = models.param_dtype(DTYPES[config.model.dtype])  # heads draw float32 centres
+        head_params = jax.tree.map(lambda a: a.astype(wide) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+                                   head_params)
         trainable = {"backbone": nnx.to_pure_dict(params), "head": head_params}
         batch_stats = nnx.to_pure_dict(batch_stats)
         extra = init_extra(config, trainable["backbone"], batch_stats, jax.random.fold_in(key, 3)) \
