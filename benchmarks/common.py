@@ -9,13 +9,35 @@ import statistics
 import time
 from collections.abc import Callable
 
+from jsphere.cli import UserError
+
 
 def setup_threads(device: str) -> int:
-    """Use every core for both frameworks; pin JAX to the requested platform (call before importing jax)."""
+    """Use every core for both frameworks; pin JAX to the requested platform (call before importing jax). A
+    ``gpu`` that JAX cannot see is refused in one line."""
     cores = os.cpu_count() or 1
     if device == "cpu":
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    else:
+        import jax
+
+        try:
+            jax.devices(device)
+        except RuntimeError:
+            raise UserError(f"--device {device}: JAX sees no GPU (its devices: "
+                            f"{', '.join(sorted({d.platform for d in jax.devices()}))}); on a GPU host install "
+                            "jsphere[cuda12] (and unset JAX_PLATFORMS=cpu), or use --device cpu") from None
     return cores
+
+
+def torch_device(device: str):
+    """The ``torch.device`` of ``--device``; a GPU that PyTorch cannot use is refused in one line."""
+    import torch
+
+    if device == "gpu" and not torch.cuda.is_available():
+        raise UserError("--device gpu: this PyTorch build sees no CUDA GPU (torch.cuda.is_available() is False); "
+                        "install a CUDA build of torch, pass --no-torch where offered, or use --device cpu")
+    return torch.device("cuda" if device == "gpu" else "cpu")
 
 
 def timed(fn: Callable[[], object], steps: int, warmup: int = 1) -> tuple[float, list[float]]:

@@ -81,7 +81,7 @@ def _load_images(a) -> tuple[np.ndarray, object]:
     if a.images:
         from jsphere.embed import load_inputs
 
-        return load_inputs(a.images), None
+        return load_inputs(a.images, flag="--images"), None
     return synthetic_faces(), None
 
 

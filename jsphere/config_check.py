@@ -10,9 +10,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import jax
 import ml_collections
 
 from jsphere import heads, models, optim
+from jsphere.eval import report
 from jsphere.trainers import DTYPES, TRAINERS
 
 SAMPLERS = ("shuffle", "grouped")
@@ -83,9 +85,14 @@ def check_values(config: ml_collections.ConfigDict) -> None:
     _require(config.model.name in models.names(), "model.name", config.model.name,
              f"is unknown; valid: {', '.join(models.names())}")
     _require(config.model.dtype in DTYPES, "model.dtype", config.model.dtype, f"is not one of {tuple(DTYPES)}")
+    _require(config.model.dtype != "float64" or jax.config.jax_enable_x64, "model.dtype", config.model.dtype,
+             "needs 64-bit JAX: run with the environment variable JAX_ENABLE_X64=1")
     _number(config, "model.embed_dim", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
     _require(config.trainer in TRAINERS, "trainer", config.trainer, f"is not one of {tuple(TRAINERS)}")
-    heads.build(config.head.name, **config.head.hparams.to_dict())  # unknown head / hyper-parameter / value
+    try:  # unknown head / hyper-parameter, a value outside the head's declared range
+        heads.from_config(config.head)
+    except ValueError as error:
+        raise ValueError(f"config.head: {error}") from None
     if (config.trainer == "simple") != (config.head.name == "simple"):
         raise ValueError(f"config.trainer={config.trainer!r} with config.head.name={config.head.name!r}: the SimPLE "
                          "head needs trainer 'simple' (EMA encoder + feature bank), and that trainer needs that head")
@@ -109,8 +116,35 @@ def check_values(config: ml_collections.ConfigDict) -> None:
              save_steps, f"must be steps in [1, config.total_steps={config.total_steps}]")
 
 
+def check_eval_values(config: ml_collections.ConfigDict) -> None:
+    """Reject evaluation settings (``config.eval``, ``--mode=eval``) that cannot be right."""
+    if "eval" not in config:
+        return
+    for key, why in (("last_k", "must be a positive integer: the number of newest checkpoints to evaluate"),
+                     ("batch_size", "must be a positive integer")):
+        if key in config.eval:
+            _number(config, f"eval.{key}", lambda v: isinstance(v, int) and v > 0, why)
+    names = [str(dict(s).get("name", "")) for s in config.eval.get("sets", [])]
+    for i, name in enumerate(names):
+        try:
+            report.check_name(name)
+        except ValueError as e:
+            raise ValueError(f"config.eval.sets[{i}].name: {e}") from None
+        _require(name not in names[:i], f"eval.sets[{i}].name", name,
+                 f"is also the name of config.eval.sets[{names.index(name)}]: each set's reports are named after it")
+
+
+def check_workdir_given(workdir: str | os.PathLike | None) -> None:
+    """Refuse an empty ``--workdir`` (it would mean the current folder)."""
+    if workdir is None or not str(workdir).strip():
+        raise ValueError(f"--workdir={str(workdir or '')!r} is empty: give the run's folder (e.g. "
+                         "--workdir=runs/my_run)")
+
+
 def check_workdir(workdir: str | os.PathLike) -> Path:
-    """The workdir as an absolute path, created if needed; a file or an unwritable folder is refused."""
+    """The workdir as an absolute path, created if needed; an empty name, a file or an unwritable folder is
+    refused."""
+    check_workdir_given(workdir)
     path = Path(workdir).expanduser().resolve()
     for parent in (path, *path.parents):
         if parent.exists():

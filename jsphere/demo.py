@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default="runs/quickstart")
     parser.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
     parser.add_argument("--head", default="sphereface2", help="quickstart head: sphereface2, arcface, cosface, ...")
-    parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    parser.add_argument("--steps", type=int, default=None, help="override the number of training steps (>= 1)")
     parser.add_argument("--models", action="store_true", help="print the backbone table and exit")
     args = parser.parse_args(argv)
     if args.models:
@@ -73,8 +73,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<22}{count:>14,}  {list(shape)}")
         return 0
 
+    if args.steps is not None and args.steps < 1:
+        raise cli.UserError(f"--steps {args.steps}: must be >= 1 (the quickstart's default is 400)")
     from absl import flags
 
+    from jsphere import config_check
+
+    config_check.check_workdir_given(args.workdir)
     flags.FLAGS.mark_as_parsed()  # Grain reads absl flags
     observe.log_jsphere_info()
     from configs import quickstart
@@ -84,12 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(args.data)
     if not (data / "train_list.txt").exists() or not (data / "val_pairs.txt").exists():
         print(f"jsphere demo: generating the synthetic identity set in {data} ...", flush=True)
-        synthetic.generate(data)
+        synthetic.generate(data, flag="--data", progress=True)
     config = quickstart.get_config(args.head)
     config.data.source = str(data / "train_list.txt")
     config.data.data_dir = str(data)
     config.val = [dict(name="synthetic", type="pairs", path=str(data / "val_pairs.txt"), data_dir=str(data))]
-    if args.steps:
+    if args.steps is not None:
         config.total_steps = args.steps
         config.optim.warmup_steps = min(config.optim.warmup_steps, args.steps // 10)
     workdir = Path(args.workdir)

@@ -3,7 +3,8 @@
 For each of the last ``config.eval.last_k`` checkpoints of ``DIR`` (OpenSphere v1 averages the last 5), loaded
 once, and each configured set (``config.eval.sets``: pair files, ``.bin`` files, IJB-B/C), read once, compute
 the metrics of every protocol; print a table per set (one row per checkpoint, plus ``avg``), and write
-``DIR/eval/<set>.json``, ``DIR/eval/<set>.txt`` and ``DIR/eval/<set>_roc.png``. The model is rebuilt from the
+``DIR/eval/<name>.json``, ``DIR/eval/<name>.txt`` and ``DIR/eval/<name>_roc.png`` (the set's ``name`` field, e.g.
+``LFW``). The model is rebuilt from the
 checkpoint's metadata, so converted PyTorch checkpoints evaluate the same way.
 """
 

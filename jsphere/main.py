@@ -56,8 +56,20 @@ def _override_error(argv: list[str], error: Exception) -> str:
     return f"{culprit.split('=', 1)[0] + ': ' if culprit else ''}{text}"
 
 
+def _repeated_config(argv: list[str]) -> str | None:
+    """``--config`` given more than once (absl would keep the last one, or fail naming an override)."""
+    given = [a for a in argv[1:] if a == "--config" or a.startswith("--config=")]
+    if len(given) < 2:
+        return None
+    return (f"--config was given {len(given)} times ({', '.join(given)}): give one recipe, and change its values "
+            "with --config.<key>=<value>")
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing with every failure (unknown flag, missing config file, bad override) as one line."""
+    repeated = _repeated_config(argv)
+    if repeated:
+        cli.fail(PROG, repeated)
     missing_file = _config_file_error(argv)
     if missing_file:
         cli.fail(PROG, missing_file)
@@ -93,8 +105,11 @@ def main(argv: list[str]) -> int:
 def _run(config, workdir: str, mode: str) -> int:
     from jsphere import config_check, parallel, train
 
+    config_check.check_workdir_given(workdir)
     if mode == "train":
         config_check.check_values(config)  # before anything starts, the values that cannot be right
+    else:
+        config_check.check_eval_values(config)
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
         if mode == "eval":

@@ -1,7 +1,9 @@
-"""``python -m jsphere.data.pack --source <list file|folder|train.rec> [--data-dir ROOT] --out DIR``
+"""``python -m jsphere.data.pack --source <list file|folder|train.rec> [--data-dir ROOT] --out DIR [--overwrite]``
 
 Converts any training source to jsphere's packed ArrayRecord format (see ``arrayrecord``), checking that
 every image decodes to an aligned 112x112 face; unreadable images are left out and listed in the summary.
+``DIR`` follows :mod:`jsphere.outputs`' rule: created with its parents, written all-or-nothing, an existing
+non-empty folder replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -11,26 +13,26 @@ from pathlib import Path
 
 import numpy as np
 
-from jsphere import cli, observe
+from jsphere import cli, observe, outputs
 from jsphere.data.arrayrecord import encode_record
 from jsphere.data.decode import CorruptImageError, check_aligned, decode_image
 from jsphere.data.sources import FORMATS, open_source
 
 
 def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt: str = "auto",
-         images_per_shard: int = 100_000, verbose: bool = True) -> dict:
+         images_per_shard: int = 100_000, verbose: bool = True, overwrite: bool = False) -> dict:
     """Write the packed copy of a source; return the summary (images, identities, bytes, bad files)."""
-    from array_record.python.array_record_module import ArrayRecordWriter
-
     if images_per_shard < 1:
         raise cli.UserError(f"--images-per-shard {images_per_shard}: must be >= 1")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise cli.UserError(f"--out {out}: is a file; give a folder (it is created if missing)")
-    if out.is_dir() and ((out / "meta.json").exists() or any(out.glob("data-*.array_record"))):
-        raise cli.UserError(f"--out {out}: already holds a packed data set; give another folder or delete it first")
+    outputs.check_free(out, overwrite=overwrite)
     source = open_source(source_spec, data_dir, fmt)
-    out.mkdir(parents=True, exist_ok=True)
+    with outputs.staged_dir(out, overwrite=overwrite) as tmp:
+        return _write(source, source_spec, tmp, images_per_shard, verbose)
+
+
+def _write(source, source_spec: str, out: Path, images_per_shard: int, verbose: bool) -> dict:
+    from array_record.python.array_record_module import ArrayRecordWriter
+
     n = len(source)
     shards = max(1, -(-n // images_per_shard))
     labels, bad, total_bytes = [], [], 0
@@ -57,8 +59,6 @@ def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt:
     if writer is not None:
         writer.close()
     if not labels:
-        for shard_file in out.glob("data-*.array_record"):
-            shard_file.unlink()
         raise cli.UserError(f"--source {source_spec}: none of its {n} images decodes to an aligned 112x112 face "
                             f"(first: {bad[0]})")
     np.save(out / "labels.npy", np.asarray(labels, np.int64))
@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--out", required=True)
     p.add_argument("--images-per-shard", type=int, default=100_000)
+    outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
-    s = pack(a.source, a.out, data_dir=a.data_dir, fmt=a.format, images_per_shard=a.images_per_shard)
+    s = pack(a.source, a.out, data_dir=a.data_dir, fmt=a.format, images_per_shard=a.images_per_shard,
+             overwrite=a.overwrite)
     print(f"packed {s['num_images']:,} images of {s['num_classes']:,} identities ({s['bytes'] / 2**20:,.1f} MiB) "
           f"into {a.out}; {len(s['bad_files'])} bad files skipped")
     for line in s["bad_files"][:20]:

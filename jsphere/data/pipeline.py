@@ -2,7 +2,8 @@
 
 ``MapDataset.range(N)`` -> seeded shuffle, reshuffled every epoch -> repeat -> (lazily, for this process's
 slice only) load + decode + augment + normalise (numpy only; on a corrupt image either raise or, with
-``on_corrupt='skip'``, take the next sample deterministically and count it) -> batch (static shape, drop
+``on_corrupt='skip'``, take the next sample deterministically, count it and log the file's name once, as an
+absl warning) -> batch (static shape, drop
 remainder) -> multiprocess prefetch (``workers > 0``). Every batch is a dict of numpy arrays
 ``image`` float32 [b, 112, 112, 3], ``label`` int32 [b], ``corrupt`` int32 [b] (how many unreadable samples
 each element replaced). The iterator's ``get_state``/``set_state`` (and Grain's orbax handler) resume it at
@@ -20,6 +21,7 @@ from typing import Any
 
 import grain
 import numpy as np
+from absl import logging
 
 from jsphere.data import transforms
 from jsphere.data.decode import CorruptImageError, check_aligned, decode_image
@@ -55,6 +57,7 @@ class LoadSample:
         self.flip = float(cfg.get("flip", 0.5))
         self.augment = dict(cfg.get("augment", {}) or {})
         self.skip_corrupt = cfg.get("on_corrupt", "raise") == "skip"
+        self.reported: set[int] = set()  # corrupt samples already named in the log (per process)
 
     def read(self, index: int) -> tuple[np.ndarray, int, int]:
         """Decoded image, label and number of corrupt samples skipped to get it."""
@@ -65,11 +68,19 @@ class LoadSample:
                 data, _ = self.source[i]
                 image = check_aligned(decode_image(data, what=self.source.describe(i)), what=self.source.describe(i))
                 return image, int(self.labels[i]), attempt
-            except (CorruptImageError, FileNotFoundError):
+            except (CorruptImageError, FileNotFoundError) as e:
                 if not self.skip_corrupt:
                     raise
+                self._report(i, e)
         raise CorruptImageError(f"{MAX_CONSECUTIVE_CORRUPT} consecutive unreadable samples from "
                                 f"{self.source.describe(index % n)}: is the data set readable at all?")
+
+    def _report(self, index: int, error: Exception) -> None:
+        """Name a skipped sample in the log, the first time it is met."""
+        if index not in self.reported:
+            self.reported.add(index)
+            logging.warning("config.data.on_corrupt='skip': skipping the unreadable image %s (%s)",
+                            self.source.describe(index), error)
 
     def transform(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.augment:

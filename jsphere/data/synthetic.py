@@ -13,12 +13,19 @@ Written in OpenSphere's v1 layout::
     OUT/val/<identity>/<n>.jpg     OUT/val_pairs.txt    ("<1|0> val/a/0.jpg val/b/3.jpg", held-out identities)
 
     python -m jsphere.data.synthetic --out data/synthetic [--identities 300 --images-per-identity 30
-        --holdout-identities 100 --holdout-images 10 --pairs 3000 --difficulty 1.0 --seed 0]
+        --holdout-identities 100 --holdout-images 10 --pairs 3000 --difficulty 1.0 --seed 0] [--overwrite]
+
+The size on disk is estimated before anything is written (from a few rendered samples) and a request that does
+not fit the free space is refused. ``OUT`` follows :mod:`jsphere.outputs`' rule: created with its parents,
+written all-or-nothing, an existing non-empty folder replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,10 +33,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jsphere import cli
+from jsphere import cli, observe, outputs
 from jsphere.data.decode import encode_jpeg
 
 SIZE = 112
+SIZE_SAMPLES = 8  # images rendered to estimate the size of a request before writing
+PAIR_LINE_BYTES = 48  # "1 val/id00000/0.jpg val/id00001/9.jpg\n" and a little more
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +150,8 @@ def render(identity: Identity, rng: np.random.Generator, difficulty: float = 1.0
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _write_identity(root: Path, name: str, identity: Identity, count: int, rng, difficulty: float) -> list[str]:
+def _write_identity(root: Path, name: str, identity: Identity, count: int, rng, difficulty: float,
+                    bar: observe.ImageProgress) -> list[str]:
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     rels = []
@@ -149,7 +159,60 @@ def _write_identity(root: Path, name: str, identity: Identity, count: int, rng, 
         data = encode_jpeg(render(identity, rng, difficulty), quality=int(rng.integers(70, 96)))
         (folder / f"{n}.jpg").write_bytes(data)
         rels.append(f"{root.name}/{name}/{n}.jpg")
+        bar.advance(1)
     return rels
+
+
+def _free_bytes(out: Path) -> tuple[Path, int, int]:
+    """(the existing folder that ``out`` will be written in, its free bytes, its allocation unit)."""
+    folder = out
+    while not folder.is_dir():
+        folder = folder.parent
+    stats = os.statvfs(folder) if hasattr(os, "statvfs") else None
+    return folder, shutil.disk_usage(folder).free, (stats.f_frsize if stats and stats.f_frsize else 4096)
+
+
+def estimate_bytes(images: int, pairs: int, difficulty: float, seed: int, block: int = 4096) -> int:
+    """Bytes a request takes on disk: the mean JPEG size of a few rendered samples (their own random stream, so
+    the data set does not change), rounded up to whole ``block``s per file, plus the list files."""
+    rng = np.random.default_rng([seed, 1])
+    sizes = [len(encode_jpeg(render(Identity.sample(rng), rng, difficulty), quality=int(rng.integers(70, 96))))
+             for _ in range(SIZE_SAMPLES)]
+    per_image = math.ceil(float(np.mean(sizes)) / block) * block
+    return images * (per_image + 40) + pairs * PAIR_LINE_BYTES  # 40: a training-list line
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_request(out: str | Path, *, identities: int, images_per_identity: int, holdout_identities: int,
+                  holdout_images: int, pairs: int, difficulty: float, seed: int, flag: str = "--out") -> int:
+    """Refuse what cannot be generated, naming the flag at fault; returns the estimated bytes on disk."""
+    if identities < 2 or holdout_identities < 2 or images_per_identity < 2 or holdout_images < 2:
+        raise ValueError(f"need at least 2 identities (--identities {identities}, --holdout-identities "
+                         f"{holdout_identities}) and 2 images per identity (--images-per-identity "
+                         f"{images_per_identity}, --holdout-images {holdout_images})")
+    if pairs < 2:
+        raise ValueError(f"--pairs {pairs}: need at least 2 (one genuine, one impostor pair)")
+    if not math.isfinite(difficulty) or difficulty < 0:
+        raise ValueError(f"--difficulty {difficulty}: must be a finite number >= 0 (0: no nuisance variation, "
+                         "1: the default)")
+    if seed < 0:
+        raise ValueError(f"--seed {seed}: must be >= 0")
+    images = identities * images_per_identity + holdout_identities * holdout_images
+    folder, free, block = _free_bytes(Path(out).expanduser().absolute())
+    need = estimate_bytes(images, pairs, difficulty, seed, block)
+    if need > free:
+        raise ValueError(f"{flag} {out}: {identities:,} x {images_per_identity:,} training and {holdout_identities:,}"
+                         f" x {holdout_images:,} held-out images ({images:,}) and {pairs:,} pairs need about "
+                         f"{_human(need)} on disk, but {folder} has {_human(free)} free; ask for fewer "
+                         "(--identities, --images-per-identity, ...) or write elsewhere")
+    return need
 
 
 def make_pairs(groups: list[list[str]], count: int, rng: np.random.Generator) -> list[tuple[int, str, str]]:
@@ -168,33 +231,29 @@ def make_pairs(groups: list[list[str]], count: int, rng: np.random.Generator) ->
 
 
 def generate(out: str | Path, *, identities: int = 300, images_per_identity: int = 30, holdout_identities: int = 100,
-             holdout_images: int = 10, pairs: int = 3000, difficulty: float = 1.0, seed: int = 0) -> Path:
-    """Write the data set to ``out`` (see the module docstring) and return ``out``."""
-    if identities < 2 or holdout_identities < 2 or images_per_identity < 2 or holdout_images < 2:
-        raise ValueError(f"need at least 2 identities (--identities {identities}, --holdout-identities "
-                         f"{holdout_identities}) and 2 images per identity (--images-per-identity "
-                         f"{images_per_identity}, --holdout-images {holdout_images})")
-    if pairs < 2:
-        raise ValueError(f"--pairs {pairs}: need at least 2 (one genuine, one impostor pair)")
-    if difficulty < 0:
-        raise ValueError(f"--difficulty {difficulty}: must be >= 0 (0: no nuisance variation, 1: the default)")
-    if seed < 0:
-        raise ValueError(f"--seed {seed}: must be >= 0")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: is a file; give a folder (it is created if missing)")
+             holdout_images: int = 10, pairs: int = 3000, difficulty: float = 1.0, seed: int = 0,
+             overwrite: bool = False, flag: str = "--out", progress: bool = False) -> Path:
+    """Write the data set to ``out`` (see the module docstring; ``flag`` names ``out`` in errors) and return it."""
+    outputs.check_free(out, flag=flag, overwrite=overwrite)
+    check_request(out, identities=identities, images_per_identity=images_per_identity,
+                  holdout_identities=holdout_identities, holdout_images=holdout_images, pairs=pairs,
+                  difficulty=difficulty, seed=seed, flag=flag)
     rng = np.random.default_rng(seed)
     faces = [Identity.sample(rng) for _ in range(identities + holdout_identities)]
-    train_lines = []
-    for i in range(identities):
-        name = f"id{i:05d}"
-        for rel in _write_identity(out / "train", name, faces[i], images_per_identity, rng, difficulty):
-            train_lines.append(f"{rel} {name}")
-    groups = [_write_identity(out / "val", f"id{i:05d}", faces[i], holdout_images, rng, difficulty)
-              for i in range(identities, identities + holdout_identities)]
-    (out / "train_list.txt").write_text("\n".join(train_lines) + "\n")
-    (out / "val_pairs.txt").write_text("".join(f"{label} {a} {b}\n" for label, a, b in make_pairs(groups, pairs, rng)))
-    return out
+    total = identities * images_per_identity + holdout_identities * holdout_images
+    with (outputs.staged_dir(out, flag=flag, overwrite=overwrite) as tmp,
+          observe.ImageProgress(total, "rendered", enabled=progress) as bar):
+        train_lines = []
+        for i in range(identities):
+            name = f"id{i:05d}"
+            for rel in _write_identity(tmp / "train", name, faces[i], images_per_identity, rng, difficulty, bar):
+                train_lines.append(f"{rel} {name}")
+        groups = [_write_identity(tmp / "val", f"id{i:05d}", faces[i], holdout_images, rng, difficulty, bar)
+                  for i in range(identities, identities + holdout_identities)]
+        (tmp / "train_list.txt").write_text("\n".join(train_lines) + "\n")
+        (tmp / "val_pairs.txt").write_text("".join(f"{label} {a} {b}\n"
+                                                   for label, a, b in make_pairs(groups, pairs, rng)))
+    return Path(out).expanduser()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -207,11 +266,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs", type=int, default=3000)
     p.add_argument("--difficulty", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
     start = time.perf_counter()
     out = generate(a.out, identities=a.identities, images_per_identity=a.images_per_identity,
                    holdout_identities=a.holdout_identities, holdout_images=a.holdout_images, pairs=a.pairs,
-                   difficulty=a.difficulty, seed=a.seed)
+                   difficulty=a.difficulty, seed=a.seed, overwrite=a.overwrite, progress=True)
     n = a.identities * a.images_per_identity + a.holdout_identities * a.holdout_images
     print(f"wrote {n} images of {a.identities} + {a.holdout_identities} identities and {a.pairs} pairs to {out} "
           f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)

@@ -1,4 +1,8 @@
-"""Evaluation reports: tables (one row per checkpoint plus ``avg``), JSON, text and ROC curve PNGs."""
+"""Evaluation reports: tables (one row per checkpoint plus ``avg``), JSON, text and ROC curve PNGs.
+
+A set's reports are named after its ``name`` field, as given: ``configs/test/lfw.py`` names its set ``LFW``, so
+``--mode=eval`` writes ``WORKDIR/eval/LFW.txt``, ``LFW.json`` and ``LFW_roc.png``.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +56,17 @@ def roc_png(path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], 
     plt.close(fig)
 
 
+def check_name(name: str) -> str:
+    """``name`` if it can name a set's report files inside the report folder (one plain file name)."""
+    if not name.strip() or name.strip(".") == "" or any(c in name for c in ("/", "\\", "\0")):
+        raise ValueError(f"eval set name {name!r} cannot name its report files (eval/<name>.txt): give a plain "
+                         "name such as 'LFW'")
+    return name
+
+
 def write_report(out_dir: str | Path, name: str, rows: dict[str, dict[str, float]], text: str) -> None:
+    """``<out_dir>/<name>.json`` (the rows) and ``<out_dir>/<name>.txt`` (the table)."""
+    check_name(name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(rows, indent=2))

@@ -1,5 +1,6 @@
 """``python -m jsphere.data.pack`` and ``python -m jsphere.data.synthetic`` answer bad input with exit code 2 and
-exactly one stderr line ``<command>: error: ...`` naming what is wrong, and leave no half-written output."""
+exactly one stderr line ``<command>: error: ...`` naming what is wrong, and leave no half-written output; their
+``--out`` follows ``jsphere.outputs``' rule (parents created, an existing output replaced only with --overwrite)."""
 
 import os
 import subprocess
@@ -82,16 +83,23 @@ def test_pack_refuses_bad_arguments_and_an_output_that_holds_a_pack(tmp_path):
     (tmp_path / "file").write_text("x")
     proc = run("jsphere.data.pack", "--source", tmp_path / "faces", "--out", tmp_path / "file")
     assert_refused(proc, "jsphere.data.pack", "file: is a file")
-    assert run("jsphere.data.pack", "--source", tmp_path / "faces", "--out", tmp_path / "packed").returncode == 0
-    proc = run("jsphere.data.pack", "--source", tmp_path / "faces", "--out", tmp_path / "packed")
-    assert_refused(proc, "jsphere.data.pack", "packed: already holds a packed data set")
+    packed = tmp_path / "runs" / "new" / "packed"  # missing parents are created
+    assert run("jsphere.data.pack", "--source", tmp_path / "faces", "--out", packed).returncode == 0
+    proc = run("jsphere.data.pack", "--source", tmp_path / "faces", "--out", packed)
+    assert_refused(proc, "jsphere.data.pack", "packed: already exists and is not empty", "--overwrite")
+    (packed / "stray.txt").write_text("from before")
+    assert run("jsphere.data.pack", "--source", tmp_path / "faces", "--out", packed, "--overwrite").returncode == 0
+    assert (packed / "meta.json").exists() and not (packed / "stray.txt").exists()
+    assert sorted(p.name for p in packed.parent.iterdir()) == ["packed"]  # no temporary folder left
 
 
 @pytest.mark.parametrize(("args", "fragments"), [
     (("--identities", "1"), ("at least 2 identities", "--identities 1")),
     (("--holdout-images", "1"), ("--holdout-images 1",)),
     (("--pairs", "0"), ("--pairs 0: need at least 2",)),
-    (("--difficulty", "-1"), ("--difficulty -1.0: must be >= 0",)),
+    (("--difficulty", "-1"), ("--difficulty -1.0: must be a finite number >= 0",)),
+    (("--difficulty", "nan"), ("--difficulty nan: must be a finite number >= 0",)),
+    (("--difficulty", "inf"), ("--difficulty inf: must be a finite number >= 0",)),
     (("--seed", "-3"), ("--seed -3: must be >= 0",)),
     (("--identities", "many"), ("--identities", "invalid int value: 'many'", "(see --help)")),
 ])
@@ -105,3 +113,28 @@ def test_synthetic_refuses_an_output_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     assert_refused(run("jsphere.data.synthetic", "--out", tmp_path / "file"), "jsphere.data.synthetic",
                    "file: is a file")
+
+
+def test_synthetic_refuses_a_request_larger_than_the_disk_up_front(tmp_path):
+    proc = run("jsphere.data.synthetic", "--out", tmp_path / "out", "--identities", 10**9)
+    assert_refused(proc, "jsphere.data.synthetic", "1,000,000,000 x 30 training", "30,000,001,000",
+                   "need about", "TB on disk", "free")
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_synthetic_compares_its_size_estimate_with_the_free_space(tmp_path, monkeypatch):
+    import shutil
+
+    from jsphere.data import synthetic
+
+    request = dict(identities=4, images_per_identity=3, holdout_identities=2, holdout_images=2, pairs=4)
+    need = synthetic.estimate_bytes(16, 4, 1.0, seed=0)
+    assert 16 * 4096 <= need < 16 * 3 * 4096  # each ~3 kB JPEG takes one or two 4 KiB blocks
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(synthetic.shutil, "disk_usage", lambda path: usage._replace(free=need - 1))
+    with pytest.raises(ValueError, match=r"--out .*out: .*16\) and 4 pairs need about .* on disk, but .* free"):
+        synthetic.generate(tmp_path / "out", **request)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(synthetic.shutil, "disk_usage", lambda path: usage._replace(free=need * 2))
+    out = synthetic.generate(tmp_path / "deep" / "out", **request)  # missing parents are created
+    assert len((out / "train_list.txt").read_text().splitlines()) == 12

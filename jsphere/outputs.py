@@ -1,0 +1,128 @@
+"""One rule for every command's output path (``--out`` / ``--output``), written all-or-nothing.
+
+* the output is written at exactly the path given (no suffix is added);
+* missing parent folders are created (and removed again if the command fails);
+* an existing output is refused unless ``--overwrite`` is given (an empty folder counts as free for a folder
+  output); a folder is never replaced by a file or a file by a folder;
+* a symbolic link at the output path is refused: nothing is ever written through a link;
+* the output is built under a hidden sibling name and renamed into place when complete, so a command that
+  fails half-way (bad input found late, disk full, Ctrl-C) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+OVERWRITE_FLAG = "--overwrite"
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--overwrite`` flag every command that writes an output accepts."""
+    parser.add_argument(OVERWRITE_FLAG, action="store_true",
+                        help="replace an existing output (never through a symbolic link)")
+
+
+def _sibling(out: Path, kind: str) -> Path:
+    """A fresh hidden name next to ``out`` (same file system, so the final rename is atomic)."""
+    return out.parent / f".{out.name}.{secrets.token_hex(6)}.{kind}"
+
+
+def check_free(out: str | os.PathLike, *, flag: str = "--out", overwrite: bool = False,
+               folder: bool = True) -> Path:
+    """``out`` as a Path if the rule lets a command write it (a ``folder`` or a file); raises naming ``flag``."""
+    if not str(out).strip():
+        raise ValueError(f"{flag} is empty: give the path to write")
+    path = Path(out).expanduser()
+    if path.is_symlink():
+        raise FileExistsError(f"{flag} {out}: is a symbolic link; give the real path (outputs are never written "
+                              "through a link)")
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"{flag} {out}: is a file; give a folder (created if missing)")
+        if path.is_dir() and any(path.iterdir()) and not overwrite:
+            raise FileExistsError(f"{flag} {out}: already exists and is not empty; give another folder, or add "
+                                  f"{OVERWRITE_FLAG} to replace it")
+    else:
+        if path.is_dir():
+            raise IsADirectoryError(f"{flag} {out}: is a folder; give a file name (e.g. {path / 'out.npy'})")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{flag} {out}: already exists; give another name, or add {OVERWRITE_FLAG} to "
+                                  "replace it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{flag} {out}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns the folders created, deepest first."""
+    created = []
+    while not folder.exists():
+        created.append(folder)
+        folder = folder.parent
+    for path in reversed(created):
+        path.mkdir()
+    return created
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _commit(tmp: Path, out: Path, flag: str, overwrite: bool) -> None:
+    """Move the finished ``tmp`` to ``out`` under the rule (checked again: the path may have changed)."""
+    check_free(out, flag=flag, overwrite=overwrite, folder=tmp.is_dir())
+    if not out.exists():
+        os.replace(tmp, out)
+    elif tmp.is_dir():
+        old = _sibling(out, "old")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def staged_dir(out: str | os.PathLike, *, flag: str = "--out", overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``out``; on success it becomes ``out``, on failure it is removed."""
+    out = check_free(out, flag=flag, overwrite=overwrite, folder=True)
+    created = _make_parents(out.parent)
+    tmp = _sibling(out, "partial")
+    try:
+        tmp.mkdir()  # with the user's umask, unlike tempfile.mkdtemp's 0700
+        yield tmp
+        _commit(tmp, out, flag, overwrite)
+        created = []
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        _remove_if_empty(created)
+
+
+@contextlib.contextmanager
+def staged_file(out: str | os.PathLike, *, flag: str = "--out", overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary file path next to ``out`` for the writer to create; on success it becomes ``out``."""
+    out = check_free(out, flag=flag, overwrite=overwrite, folder=False)
+    created = _make_parents(out.parent)
+    tmp = _sibling(out, "partial")  # created by the writer, with the user's umask
+    try:
+        yield tmp
+        if not tmp.is_file():
+            raise RuntimeError(f"{flag} {out}: the writer left no file at {tmp}")
+        _commit(tmp, out, flag, overwrite)
+        created = []
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+        _remove_if_empty(created)
