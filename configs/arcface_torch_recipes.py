@@ -1,9 +1,12 @@
 """insightface arcface_torch recipes (spec/insightface.md §1.3) as config builders.
 
-arcface_torch batches are per GPU (128 x 8 GPUs = global 1024 here); steps = images // global batch x epochs,
-linear warm-up then linear decay to 0 per step, SGD 0.1 (momentum 0.9), gradient clipping at 5 on the backbone
-only, fp16 AMP (bf16 here), insightface's IResNet with the frozen ``features`` scale, s = 64.
-``total_steps`` is computed for the global batch of the recipe: change both together.
+arcface_torch batches are per GPU (128 x 8 GPUs = global 1024 here); steps = images // global batch x epochs.
+Step semantics are arcface_torch's ``train_v2.py``: ``CombinedMarginLoss`` (s = 64) on ``PartialFC_V2``, whose
+class centres start N(0, 0.01), are never projected onto the sphere and are normalised only in the forward (the
+gradient goes through the normalisation); one SGD (0.1, momentum 0.9) with the same lr and weight decay for the
+backbone and the centres; ``PolynomialLRWarmup`` (power 1, the first update at the base lr) stepped per
+update; gradient clipping at 5 on the backbone only; fp16 AMP (bf16 here); insightface's IResNet with the
+frozen ``features`` scale. ``total_steps`` is computed for the global batch of the recipe: change both together.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def arcface_torch(dataset: str, network: str, margin: str, *, weight_decay: floa
     c.head.hparams = ml_collections.ConfigDict(MARGINS[margin])
     c.head.sharded = sharded
     c.head.sample_rate = sample_rate
+    c.head.project_centres = False  # PartialFC_V2 normalises its weight only inside the forward
+    c.head.init_std = 0.01  # PartialFC_V2: torch.normal(0, 0.01)
     c.data.source = folder
     c.data.format = "recordio"
     c.batch_size = global_batch

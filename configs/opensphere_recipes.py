@@ -3,6 +3,9 @@
 Hyper-parameters and step counts are OpenSphere's (spec/opensphere.md §1.4). One difference in counting:
 OpenSphere's loop runs ``max(milestones) + 1`` updates; jsphere runs exactly ``total_steps = max(milestones)``,
 and the checkpoint named N holds the weights after N updates in both.
+Step semantics are OpenSphere's: class centres xavier-normal, written back onto the unit sphere before every
+update (``w.data = normalize(w.data)``; ``config.head.project_centres``, on for these heads), margins detached,
+MultiStepLR stepped per update, ``clip_grad_norm_`` per module (v1) or jointly (v2).
 Data paths follow OpenSphere's ``data/`` layout relative to the working directory; override them with
 ``--config.data.source=... --config.data.data_dir=...`` and the ``val`` entries.
 """
@@ -53,6 +56,7 @@ def vggface2_v1(backbone: str, head: str, *, hparams: dict | None = None,
     c.model.name = backbone
     c.head.name = head
     c.head.hparams = ml_collections.ConfigDict(hparams if hparams is not None else HEADS_VGGFACE2[head])
+    c.head.project_centres = True  # OpenSphere: w.data = normalize(w.data) before every forward
     c.data.source = "data/train/vggface2_train_ann.txt"
     c.data.format = "list_v1"
     c.data.data_dir = "data/train"
@@ -100,6 +104,7 @@ def ms1m_v2(backbone: str, head: str) -> ml_collections.ConfigDict:
         c.model.kwargs = ml_collections.ConfigDict(dict(features_scale_init=0.1))
     c.head.name = head
     c.head.hparams = ml_collections.ConfigDict(V2_HEADS[head])
+    c.head.project_centres = True  # OpenSphere: w.data = normalize(w.data) before every forward
     c.data.source = "data/train/ms1m_refine/ms1m_refine.lst"
     c.data.format = "list_v2"
     c.data.data_dir = "data/train/ms1m_refine/ms1m_refine_112x112"

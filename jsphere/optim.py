@@ -3,11 +3,12 @@
 * OpenSphere: SGD (momentum 0.9, coupled weight decay on every parameter), MultiStepLR stepped every
   iteration; v1 clips the backbone and head gradients separately, v2 clips them together; v2 may give the
   backbone and the head their own lr / weight decay (``bkb_lr``, ``bkb_wd``, ``head_lr``, ``head_wd``).
-* arcface_torch: SGD with linear warm-up then polynomial (power 1) decay to 0, gradient clipping on the
-  backbone only; AdamW for ViTs.
+* arcface_torch: SGD with ``PolynomialLRWarmup`` (linear warm-up, then polynomial decay to 0; power 1),
+  gradient clipping on the backbone only; AdamW for ViTs.
 
 Order of operations equals ``torch.nn.utils.clip_grad_norm_`` followed by ``torch.optim.SGD.step``: clip the
-raw gradient, add ``wd * param``, accumulate momentum, scale by the learning rate.
+raw gradient (by ``max_norm / (norm + 1e-6)`` when that is below 1, as torch does), add ``wd * param``,
+accumulate momentum, scale by the learning rate.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 
+global_norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 SCHEDULES = ("multistep", "poly", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adamw")
 CLIP_SCOPES = ("joint", "per_module", "backbone")
@@ -28,7 +31,9 @@ def lr_schedule(cfg: Mapping[str, Any], base_lr: float, total_steps: int) -> opt
     """The learning rate at (0-based) update ``i`` for ``cfg.schedule``.
 
     multistep: ``base * gamma ** #{milestone <= i}`` (torch MultiStepLR stepped after every update);
-    poly: ``base * i / warmup`` during warm-up, then ``base * (1 - (i - warmup) / (total - warmup)) ** power``;
+    poly: arcface_torch's ``PolynomialLRWarmup`` stepped after every update: ``base`` at i = 0 (the scheduler's
+    first value is the optimizer's own lr, also during warm-up), ``base * i / warmup`` for 1 <= i <= warmup, then
+    ``base * (1 - (i - warmup) / (total - warmup)) ** power``, 0 from ``total`` on;
     cosine: linear warm-up then cosine decay to ``end_lr``; constant: ``base``.
     """
     name = cfg["schedule"]
@@ -42,10 +47,10 @@ def lr_schedule(cfg: Mapping[str, Any], base_lr: float, total_steps: int) -> opt
         decay_steps = max(total_steps - warmup, 1)
 
         def poly(step):
-            step = jnp.asarray(step, jnp.float32)
+            step = jnp.asarray(step, jnp.result_type(float))
             warm = base_lr * step / max(warmup, 1)
             decay = base_lr * jnp.maximum(1.0 - (step - warmup) / decay_steps, 0.0) ** power
-            return jnp.where(step < warmup, warm, decay)
+            return jnp.where(step == 0, base_lr, jnp.where(step <= warmup, warm, decay))
 
         return poly
     if name == "cosine":
@@ -55,6 +60,19 @@ def lr_schedule(cfg: Mapping[str, Any], base_lr: float, total_steps: int) -> opt
     if name == "constant":
         return optax.constant_schedule(base_lr)
     raise ValueError(f"config.optim.schedule={name!r} is not one of {SCHEDULES}")
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """``torch.nn.utils.clip_grad_norm_``: scale every gradient by ``min(1, max_norm / (norm + 1e-6))``, ``norm``
+    the 2-norm of all of them together (optax's own divides by the norm exactly, a 1e-6 relative difference)."""
+
+    def update(updates, state, params=None):
+        del params
+        norm = global_norm(updates)
+        coef = jnp.minimum(max_norm / (norm + 1e-6), 1.0)
+        return jax.tree.map(lambda g: g * coef.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def _group_tx(cfg: Mapping[str, Any], group: str, total_steps: int) -> tuple[optax.GradientTransformation,
@@ -80,7 +98,7 @@ def _group_tx(cfg: Mapping[str, Any], group: str, total_steps: int) -> tuple[opt
     clip = cfg.get("clip_grad_norm")
     scope = cfg.get("clip_scope", "joint")
     if clip and (scope == "per_module" or (scope == "backbone" and group == "backbone")):
-        tx = optax.chain(optax.clip_by_global_norm(float(clip)), tx)
+        tx = optax.chain(clip_by_global_norm(float(clip)), tx)
     return tx, schedule
 
 
@@ -102,5 +120,5 @@ def make_optimizer(cfg: Mapping[str, Any], total_steps: int) -> tuple[optax.Grad
     tx = optax.multi_transform(txs, {"backbone": "backbone", "head": "head"})
     clip = cfg.get("clip_grad_norm")
     if clip and scope == "joint":
-        tx = optax.chain(optax.clip_by_global_norm(float(clip)), tx)
+        tx = optax.chain(clip_by_global_norm(float(clip)), tx)
     return tx, schedules["backbone"]

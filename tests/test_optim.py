@@ -74,10 +74,26 @@ def test_multistep_schedule_drops_after_each_milestone():
                                rtol=1e-6)
 
 
-def test_poly_schedule_warms_up_linearly_then_decays_to_zero():
+def test_poly_schedule_is_arcface_torchs_polynomial_lr_warmup():
+    """PolynomialLRWarmup's first value is the optimizer's own lr (``last_epoch == 0``), warm-up included; then
+    base * i / warmup up to the warm-up's end, then the linear decay to 0."""
     sched = lr_schedule({"schedule": "poly", "warmup_steps": 2, "power": 1.0}, 0.4, 6)
-    np.testing.assert_allclose([float(sched(i)) for i in range(7)], [0.0, 0.2, 0.4, 0.3, 0.2, 0.1, 0.0],
+    np.testing.assert_allclose([float(sched(i)) for i in range(8)], [0.4, 0.2, 0.4, 0.3, 0.2, 0.1, 0.0, 0.0],
                                atol=1e-7)
+    sched = lr_schedule({"schedule": "poly", "warmup_steps": 0, "power": 2.0}, 0.4, 4)
+    np.testing.assert_allclose([float(sched(i)) for i in range(5)], [0.4, 0.225, 0.1, 0.025, 0.0], atol=1e-7)
+
+
+def test_clipping_uses_torchs_coefficient():
+    """torch scales by max_norm / (norm + 1e-6): at norm 2 and max_norm 1 that is 1e-6 / 2 below optax's 1 / 2."""
+    tx = make_optimizer({**SGD, "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "clip_grad_norm": 1.0,
+                         "schedule": "constant"}, 4)[0]
+    params = {"backbone": {"a": jnp.zeros(4)}, "head": {"w": jnp.zeros(4)}}
+    grads = {"backbone": {"a": jnp.full(4, 0.5)}, "head": {"w": jnp.full(4, 0.5)}}  # norm 1.414
+    with jax.enable_x64(True):
+        updates, _ = tx.update(jax.tree.map(lambda g: g.astype(jnp.float64), grads), tx.init(params), params)
+        norm = np.sqrt(2.0)
+        np.testing.assert_allclose(np.asarray(updates["backbone"]["a"]), -0.5 / (norm + 1e-6), rtol=1e-12)
 
 
 def test_unknown_optimizer_and_schedule_are_named():

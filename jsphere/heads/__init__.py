@@ -7,6 +7,7 @@ that are a softmax over logits made from the cosines share the ``margin_softmax.
 from jsphere.heads.base import Head
 from jsphere.heads.common import ClassAxis
 from jsphere.heads.margin_softmax import MarginContext, Margined, MarginSoftmax
-from jsphere.heads.registry import ALIASES, build, names, register
+from jsphere.heads.registry import ALIASES, build, from_config, names, register
 
-__all__ = ["ALIASES", "ClassAxis", "Head", "MarginContext", "MarginSoftmax", "Margined", "build", "names", "register"]
+__all__ = ["ALIASES", "ClassAxis", "Head", "MarginContext", "MarginSoftmax", "Margined", "build", "from_config",
+           "names", "register"]

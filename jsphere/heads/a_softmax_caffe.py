@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jsphere.heads.common import unit_rows
+from jsphere.heads.bounds import NON_NEGATIVE
 from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
 
@@ -68,6 +68,7 @@ caffe_margin_logits.defvjp(_fwd, _bwd)
 class ASoftmaxCaffe(MarginSoftmax):
     name = "a_softmax_caffe"
     defaults = {"base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0, "caffe_backward": True}
+    bounds = {"base": NON_NEGATIVE, "gamma": NON_NEGATIVE, "power": NON_NEGATIVE, "lambda_min": NON_NEGATIVE}
 
     def annealed_lambda(self, step):
         it = jnp.asarray(step, jnp.float32) + 1.0
@@ -75,10 +76,10 @@ class ASoftmaxCaffe(MarginSoftmax):
 
     def cosines(self, params, x):
         """Only for the aux metric: the logits are computed from the unnormalised features."""
-        return (x @ unit_rows(params["w"]).T) / jnp.linalg.norm(x, axis=-1, keepdims=True)
+        return (x @ self.unit_centres(params["w"]).T) / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
     def margined(self, cos, onehot, ctx):
-        w = unit_rows(ctx.params["w"])
+        w = self.unit_centres(ctx.params["w"])
         lam = self.annealed_lambda(ctx.step).astype(ctx.x.dtype)
         margin_logits = caffe_margin_logits if self.caffe_backward else _logits
         return Margined(margin_logits(ctx.x, w, onehot, lam), aux={"lambda": lam})

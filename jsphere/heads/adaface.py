@@ -15,19 +15,20 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jsphere.heads.common import cosine
+from jsphere.heads.bounds import FRACTION, NON_NEGATIVE, POSITIVE
 from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
 
 class AdaFace(MarginSoftmax):
     name = "adaface"
     defaults = {"s": 64.0, "m": 0.4, "h": 0.333, "t_alpha": 0.01, "eps": 1e-3}
+    bounds = {"s": POSITIVE, "m": NON_NEGATIVE, "h": NON_NEGATIVE, "t_alpha": FRACTION, "eps": POSITIVE}
 
     def init_state(self):
         return {"batch_mean": jnp.full((), 20.0, jnp.float32), "batch_std": jnp.full((), 100.0, jnp.float32)}
 
     def cosines(self, params, x):
-        return jnp.clip(cosine(x, params["w"]), -1.0 + self.eps, 1.0 - self.eps)
+        return jnp.clip(self.cosine(x, params["w"]), -1.0 + self.eps, 1.0 - self.eps)
 
     def margined(self, cos, onehot, ctx):
         norms = jax.lax.stop_gradient(jnp.clip(jnp.linalg.norm(ctx.x, axis=-1), 0.001, 100.0))

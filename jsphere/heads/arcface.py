@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jsphere.heads.bounds import ANGLE, POSITIVE
 from jsphere.heads.common import THETA_MAX, angle, detached
 from jsphere.heads.margin_softmax import MarginSoftmax
 
@@ -20,6 +21,7 @@ from jsphere.heads.margin_softmax import MarginSoftmax
 class ArcFace(MarginSoftmax):
     name = "arcface"
     defaults = {"s": 64.0, "m": 0.5, "detach_margin": True}
+    bounds = {"s": POSITIVE, "m": ANGLE}
 
     def logits(self, cos, onehot, ctx):
         mu = jnp.clip(angle(cos) + self.m * onehot, 1e-5, THETA_MAX)

@@ -1,4 +1,14 @@
-"""The head interface: hyper-parameter checking, class-centre init/projection, input checks."""
+"""The head interface: hyper-parameter checking, class-centre init/projection, input checks.
+
+Two recipe families treat the class centres differently, and a head carries which one it follows:
+
+* OpenSphere (``project_centres=True``, the default): centres xavier-normal; before every update the step
+  writes them back onto the unit sphere (``w.data = normalize(w.data)``) and the forward uses them as they are,
+  so the gradient reaches ``w`` unchanged (straight through the normalisation).
+* arcface_torch (``project_centres=False``, the default of ``combined_margin``, its ``CombinedMarginLoss``):
+  Partial FC's centres start N(0, 0.01) (``init_std=0.01``), are never written back, and are normalised only
+  inside the forward, differentiated through ``normalize(w)``; weight decay and momentum act on the raw rows.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jsphere.heads.common import ClassAxis, l2_normalize
+from jsphere.heads.bounds import Interval
+from jsphere.heads.common import ClassAxis, l2_normalize, unit_rows
 
 Params = dict[str, jax.Array]
 State = dict[str, jax.Array]
@@ -23,11 +34,13 @@ class Head:
     """A loss over embeddings and class centres; pure and jittable.
 
     ``init(key, feat_dim, num_classes) -> (params, state)``: ``params['w']`` is [num_classes, feat_dim]
-    (xavier-normal like OpenSphere); ``state`` holds running values (empty for most heads).
-    ``project(params)``: the class centres on the unit sphere (the training step writes this back before
-    every update, as OpenSphere does in place).
+    (xavier-normal like OpenSphere, or N(0, ``init_std``)); ``state`` holds running values (empty for most heads).
+    ``project(params)``: the class centres on the unit sphere when ``project_centres`` (the training step writes
+    this back before every update, as OpenSphere does in place), unchanged otherwise (arcface_torch).
     ``loss(params, state, embeddings, labels, step) -> (loss, new_state, aux)``.
-    Subclasses set ``name``, ``defaults`` (every hyper-parameter with OpenSphere's default) and implement
+    ``project_centres`` and ``init_std`` default to the class's ``PROJECT_CENTRES`` / ``CENTRE_INIT_STD``.
+    Subclasses set ``name``, ``defaults`` (every hyper-parameter with OpenSphere's default), ``bounds`` (the
+    valid range of each numeric hyper-parameter, checked at construction) and implement
     ``forward(params, state, x, labels, step, axis)``, where ``axis`` does every reduction over classes; a head
     that is a softmax cross-entropy over logits made from the cosines subclasses ``MarginSoftmax`` instead and
     writes only its logits.
@@ -36,8 +49,11 @@ class Head:
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
     choices: ClassVar[dict[str, tuple]] = {}
+    bounds: ClassVar[dict[str, Interval]] = {}
+    PROJECT_CENTRES: ClassVar[bool] = True
+    CENTRE_INIT_STD: ClassVar[float | None] = None  # None: xavier-normal
 
-    def __init__(self, **hparams: Any):
+    def __init__(self, *, project_centres: bool | None = None, init_std: float | None = None, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))
         if unknown:
             valid = ", ".join(sorted(self.defaults)) or "none"
@@ -46,7 +62,17 @@ class Head:
         for key, value in self.hparams.items():
             if key in self.choices and value not in self.choices[key]:
                 raise ValueError(f"head {self.name!r}: {key}={value!r} is not one of {self.choices[key]}")
+            if key in self.bounds and value not in self.bounds[key]:
+                raise ValueError(f"head {self.name!r}: {key}={value!r} must be {self.bounds[key]}")
             setattr(self, key, value)
+        self.check_hparams()
+        self.project_centres = self.PROJECT_CENTRES if project_centres is None else bool(project_centres)
+        self.init_std = self.CENTRE_INIT_STD if init_std is None else float(init_std)
+        if self.init_std is not None and not self.init_std > 0:
+            raise ValueError(f"head {self.name!r}: init_std={self.init_std!r} must be > 0 (or None: xavier-normal)")
+
+    def check_hparams(self) -> None:
+        """Relations between hyper-parameters that single ranges cannot state (a head overrides it)."""
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
@@ -58,7 +84,7 @@ class Head:
             raise ValueError(f"head {self.name!r}: feat_dim and num_classes must be positive, got {feat_dim}, "
                              f"{num_classes}")
         rows = self.centre_rows(num_classes)
-        std = math.sqrt(2.0 / (feat_dim + rows))
+        std = math.sqrt(2.0 / (feat_dim + rows)) if self.init_std is None else self.init_std
         w = jax.random.normal(key, (rows, feat_dim), jnp.float32) * std
         return {"w": w, **self.extra_params(num_classes)}, self.init_state()
 
@@ -72,7 +98,16 @@ class Head:
         return {}
 
     def project(self, params: Params) -> Params:
-        return {**params, "w": l2_normalize(params["w"])}
+        return {**params, "w": l2_normalize(params["w"])} if self.project_centres else params
+
+    def unit_centres(self, w: jax.Array) -> jax.Array:
+        """The centres on the unit sphere as the forward uses them: straight through to ``w`` when the step
+        projects them (OpenSphere), through ``normalize(w)`` otherwise (arcface_torch)."""
+        return unit_rows(w) if self.project_centres else l2_normalize(w)
+
+    def cosine(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        """``cos theta_ij = x_i / ||x_i|| . w_j / ||w_j||``, shape [B, C]."""
+        return l2_normalize(x) @ self.unit_centres(w).T
 
     def num_classes(self, params: Params) -> int:
         return params["w"].shape[0]

@@ -28,11 +28,6 @@ def unit_rows(w: jax.Array) -> jax.Array:
     return w + jax.lax.stop_gradient(l2_normalize(w) - w)
 
 
-def cosine(embeddings: jax.Array, w: jax.Array) -> jax.Array:
-    """``cos theta_ij = x_i / ||x_i|| . w_j / ||w_j||`` (straight-through centres), shape [B, C]."""
-    return l2_normalize(embeddings) @ unit_rows(w).T
-
-
 def angle(cos: jax.Array) -> jax.Array:
     """``arccos`` of cos clamped to ``[-1 + 1e-5, 1 - 1e-5]`` (OpenSphere)."""
     return jnp.arccos(jnp.clip(cos, -1.0 + COS_CLAMP, 1.0 - COS_CLAMP))

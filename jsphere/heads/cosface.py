@@ -8,12 +8,14 @@ Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", CVPR
 
 from __future__ import annotations
 
+from jsphere.heads.bounds import NON_NEGATIVE, POSITIVE
 from jsphere.heads.margin_softmax import MarginSoftmax
 
 
 class CosFace(MarginSoftmax):
     name = "cosface"
     defaults = {"s": 64.0, "m": 0.35}
+    bounds = {"s": POSITIVE, "m": NON_NEGATIVE}
 
     def logits(self, cos, onehot, ctx):
         return self.s * (cos - self.m * onehot)

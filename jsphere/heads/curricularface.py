@@ -17,6 +17,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jsphere.heads.bounds import ANGLE, FRACTION, POSITIVE
 from jsphere.heads.common import target
 from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
@@ -24,6 +25,7 @@ from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 class CurricularFace(MarginSoftmax):
     name = "curricularface"
     defaults = {"s": 64.0, "m": 0.5, "t_momentum": 0.01}
+    bounds = {"s": POSITIVE, "m": ANGLE, "t_momentum": FRACTION}
     clip_cos = True
 
     def init_state(self):

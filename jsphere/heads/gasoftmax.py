@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 
+from jsphere.heads.bounds import MULTIPLICATIVE, POSITIVE
 from jsphere.heads.common import angle
 from jsphere.heads.margin_softmax import MarginSoftmax
 
@@ -22,6 +23,7 @@ SLOPE = 0.63662
 class GASoftmax(MarginSoftmax):
     name = "gasoftmax"
     defaults = {"s": 30.0, "m": 1.5}
+    bounds = {"s": POSITIVE, "m": MULTIPLICATIVE}
 
     def logits(self, cos, onehot, ctx):
         theta = angle(cos)

@@ -18,18 +18,25 @@ import jax
 import jax.numpy as jnp
 
 from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import cosine, target
+from jsphere.heads.bounds import COSINE, FRACTION, NON_NEGATIVE, POSITIVE
+from jsphere.heads.common import target
 
 
 class GBCosFace(Head):
     name = "gbcosface"
     defaults = {"s": 32.0, "m": 0.16, "alpha": 0.15, "update_rate": 0.01, "min_v": 0.5, "max_v": 0.7}
+    bounds = {"s": POSITIVE, "m": NON_NEGATIVE, "alpha": FRACTION, "update_rate": FRACTION, "min_v": COSINE,
+              "max_v": COSINE}
+
+    def check_hparams(self):
+        if self.min_v > self.max_v:
+            raise ValueError(f"head 'gbcosface': min_v={self.min_v} is above max_v={self.max_v}")
 
     def init_state(self):
         return {"boundary": jnp.zeros((), jnp.float32), "initialized": jnp.zeros((), jnp.bool_)}
 
     def forward(self, params, state, x, labels, step, axis):
-        cos = jnp.clip(cosine(x, params["w"]), -1.0, 1.0)
+        cos = jnp.clip(self.cosine(x, params["w"]), -1.0, 1.0)
         onehot = axis.one_hot(labels, cos.dtype)
         p = target(cos, onehot, axis)
         n = axis.logsumexp(jnp.where(onehot > 0, -jnp.inf, self.s * cos)) / self.s

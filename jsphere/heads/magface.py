@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jsphere.heads.bounds import ANGLE, NON_NEGATIVE, POSITIVE
 from jsphere.heads.common import target
 from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
@@ -19,6 +20,12 @@ from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 class MagFace(MarginSoftmax):
     name = "magface"
     defaults = {"s": 64.0, "l_a": 10.0, "u_a": 110.0, "l_m": 0.45, "u_m": 0.8, "lambda_g": 35.0, "easy_margin": False}
+    bounds = {"s": POSITIVE, "l_a": POSITIVE, "u_a": POSITIVE, "l_m": ANGLE, "u_m": ANGLE, "lambda_g": NON_NEGATIVE}
+
+    def check_hparams(self):
+        if not (self.l_a < self.u_a and self.l_m <= self.u_m):
+            raise ValueError(f"head 'magface': needs l_a < u_a and l_m <= u_m, got l_a={self.l_a}, u_a={self.u_a}, "
+                             f"l_m={self.l_m}, u_m={self.u_m}")
     clip_cos = True
 
     def margined(self, cos, onehot, ctx):

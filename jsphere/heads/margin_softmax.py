@@ -5,7 +5,7 @@ column)::
 
     cos_ij = x^_i . w^_j                  ``cosines`` (clipped to [-1, 1] with ``clip_cos``; sub-centres may pool)
     logits = f(cos, Y, ...)               ``logits``: the head's formula
-    loss   = weighted_ce(CE(logits, y)) + penalty
+    loss   = weighted_ce(CE(logits, y)) + penalty  (the batch mean unless a head weights or caps it)
 
 A head subclasses ``MarginSoftmax`` and writes ``logits(cos, onehot, ctx)``. One that keeps running state, logs
 more metrics or adds a regulariser writes ``margined(cos, onehot, ctx)`` and returns a ``Margined`` instead. The
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jsphere.heads.base import Head, Params, State, feature_norm_aux
-from jsphere.heads.common import ClassAxis, cosine, softmax_cross_entropy, target
+from jsphere.heads.common import ClassAxis, softmax_cross_entropy, target
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ class MarginSoftmax(Head):
     clip_cos: ClassVar[bool] = False
 
     def cosines(self, params: Params, x: jax.Array) -> jax.Array:
-        cos = cosine(x, params["w"])
+        cos = self.cosine(x, params["w"])
         return jnp.clip(cos, -1.0, 1.0) if self.clip_cos else cos
 
     def logits(self, cos: jax.Array, onehot: jax.Array, ctx: MarginContext) -> jax.Array:
@@ -63,15 +63,15 @@ class MarginSoftmax(Head):
         return Margined(self.logits(cos, onehot, ctx))
 
     def weighted_ce(self, ce: jax.Array) -> jax.Array:
-        """The batch-mean cross-entropy as it enters the loss (some heads weight it)."""
-        return ce
+        """The loss from the per-sample cross-entropies [B]: their mean (some heads weight or cap it)."""
+        return jnp.mean(ce)
 
     def forward(self, params: Params, state: State, x: jax.Array, labels: jax.Array, step: jax.Array,
                 axis: ClassAxis) -> tuple[jax.Array, State, dict[str, jax.Array]]:
         cos = self.cosines(params, x)
         onehot = axis.one_hot(labels, cos.dtype)
         out = self.margined(cos, onehot, MarginContext(x, labels, step, state, params, axis))
-        loss = self.weighted_ce(jnp.mean(softmax_cross_entropy(out.logits, onehot, axis)))
+        loss = self.weighted_ce(softmax_cross_entropy(out.logits, onehot, axis))
         if out.penalty is not None:
             loss = loss + out.penalty
         aux = {"cos_target": jnp.mean(target(cos, onehot, axis)), **out.aux, **feature_norm_aux(x)}

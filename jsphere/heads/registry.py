@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from jsphere.heads.a_softmax_caffe import ASoftmaxCaffe
@@ -43,7 +44,15 @@ def names() -> list[str]:
 
 
 def build(name: str, **hparams: Any) -> Head:
+    """A head by name; besides its hyper-parameters ``project_centres`` and ``init_std`` (see ``Head``)."""
     key = ALIASES.get(name, name)
     if key not in _HEADS:
         raise ValueError(f"unknown head {name!r}; valid names: {', '.join(names())}")
     return _HEADS[key](**hparams)
+
+
+def from_config(head: Mapping[str, Any]) -> Head:
+    """The head a run's ``config.head`` describes: ``name``, ``hparams``, ``project_centres``, ``init_std``
+    (the last two None: the head's own recipe)."""
+    return build(head["name"], project_centres=head.get("project_centres"), init_std=head.get("init_std"),
+                 **dict(head.get("hparams") or {}))

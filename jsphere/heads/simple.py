@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jsphere.heads.base import Head, feature_norm_aux
+from jsphere.heads.bounds import FRACTION, NON_NEGATIVE, POSITIVE
 from jsphere.heads.common import l2_normalize
 
 
@@ -46,6 +47,7 @@ class SimPLE(Head):
     name = "simple"
     defaults = {"wrap": "cartesian", "b_theta": 0.3, "alpha": 1e-4, "r": 1.0, "m": 0.0, "lw": 1000.0,
                 "init_bias": -10.0}
+    bounds = {"b_theta": FRACTION, "alpha": FRACTION, "r": POSITIVE, "m": NON_NEGATIVE, "lw": POSITIVE}
     choices = {"wrap": ("cartesian", "polarlike")}
 
     def init(self, key, feat_dim, num_classes):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jsphere.heads.base import Head, feature_norm_aux
+from jsphere.heads.bounds import POSITIVE
 from jsphere.heads.common import softmax_cross_entropy, target
 from jsphere.heads.margin_softmax import MarginSoftmax
 
@@ -35,6 +36,7 @@ class Softmax(Head):
 class CocoLoss(MarginSoftmax):
     name = "cocoloss"
     defaults = {"s": 30.0}
+    bounds = {"s": POSITIVE}
 
     def logits(self, cos, onehot, ctx):
         return self.s * cos

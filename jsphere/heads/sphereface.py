@@ -11,6 +11,7 @@ Liu et al., "SphereFace Revived", TPAMI 2022 (OpenSphere ``sphereface.py``)::
 
 from __future__ import annotations
 
+from jsphere.heads.bounds import MULTIPLICATIVE, POSITIVE
 from jsphere.heads.common import angle, detached, multiplicative_psi
 from jsphere.heads.margin_softmax import MarginSoftmax
 
@@ -23,6 +24,7 @@ def sphereface_logits(cos, onehot, s, m, detach=True):
 class SphereFace(MarginSoftmax):
     name = "sphereface"
     defaults = {"s": 30.0, "m": 1.5, "detach_margin": True}
+    bounds = {"s": POSITIVE, "m": MULTIPLICATIVE}
 
     def logits(self, cos, onehot, ctx):
         return sphereface_logits(cos, onehot, self.s, self.m, self.detach_margin)

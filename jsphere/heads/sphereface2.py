@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import THETA_MAX, angle, cosine, detached, target
+from jsphere.heads.bounds import NON_NEGATIVE, OPEN_FRACTION, POSITIVE
+from jsphere.heads.common import THETA_MAX, angle, detached, target
 
 
 def initial_bias(num_classes: int, magn_type: str, alpha: float, r: float, m: float, t: float) -> float:
@@ -38,6 +39,7 @@ def initial_bias(num_classes: int, magn_type: str, alpha: float, r: float, m: fl
 class SphereFace2(Head):
     name = "sphereface2"
     defaults = {"magn_type": "C", "alpha": 0.7, "r": 40.0, "m": 0.4, "t": 3.0, "lw": 50.0, "detach_margin": True}
+    bounds = {"alpha": OPEN_FRACTION, "r": POSITIVE, "m": NON_NEGATIVE, "t": POSITIVE, "lw": POSITIVE}
     choices = {"magn_type": ("C", "A", "M")}
 
     def extra_params(self, num_classes):
@@ -57,7 +59,7 @@ class SphereFace2(Head):
         return g(jnp.cos(jnp.clip(mu, 1e-5, THETA_MAX)))
 
     def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])
+        cos = self.cosine(x, params["w"])
         onehot = axis.one_hot(labels, cos.dtype)
         z = self.r * detached(cos, self.psi(cos, onehot), self.detach_margin) + params["b"].astype(cos.dtype)
         terms = self.alpha * onehot * jax.nn.softplus(-z) + (1.0 - self.alpha) * (1.0 - onehot) * jax.nn.softplus(z)

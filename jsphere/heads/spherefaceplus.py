@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jsphere.heads.common import angle, unit_rows
+from jsphere.heads.bounds import MULTIPLICATIVE, NON_NEGATIVE, POSITIVE
+from jsphere.heads.common import angle
 from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 from jsphere.heads.sphereface import sphereface_logits
 
@@ -35,8 +36,9 @@ def mhe(centres: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
 class SphereFacePlus(MarginSoftmax):
     name = "spherefaceplus"
     defaults = {"s": 30.0, "m": 1.5, "lambda_mhe": 1.0}
+    bounds = {"s": POSITIVE, "m": MULTIPLICATIVE, "lambda_mhe": NON_NEGATIVE}
 
     def margined(self, cos, onehot, ctx):
-        energy = mhe(ctx.axis.take(unit_rows(ctx.params["w"]), ctx.labels), ctx.labels)
+        energy = mhe(ctx.axis.take(self.unit_centres(ctx.params["w"]), ctx.labels), ctx.labels)
         return Margined(sphereface_logits(cos, onehot, self.s, self.m), aux={"mhe": energy},
                         penalty=self.lambda_mhe * energy)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jsphere.heads.bounds import MULTIPLICATIVE, NON_NEGATIVE, POSITIVE
 from jsphere.heads.common import THETA_MAX, angle, detached, multiplicative_psi
 from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
@@ -43,13 +44,14 @@ def scheduled_margin(step, dm, steps):
 class SphereFaceRH(MarginSoftmax):
     name = "sphereface_r_h"
     defaults = {"magn_type": "v0", "s": 30.0, "m": 1.5, "lw": 50.0}
+    bounds = {"s": POSITIVE, "m": MULTIPLICATIVE, "lw": POSITIVE}
     choices = {"magn_type": MAGN_TYPES}
 
     def logits(self, cos, onehot, ctx):
         return self.s * detached(cos, spherefacer_psi(cos, onehot, self.magn_type, self.m))
 
     def weighted_ce(self, ce):
-        return self.lw * ce / self.s
+        return self.lw * jnp.mean(ce) / self.s
 
 
 class _FeatureNormScaled(MarginSoftmax):
@@ -70,9 +72,10 @@ class _FeatureNormScaled(MarginSoftmax):
 class SphereFaceRS(_FeatureNormScaled):
     name = "sphereface_r_s"
     defaults = {"magn_type": "v0", "s": 30.0, "dm": 1.5, "steps": (), "t": 0.01, "lw": 50.0}
+    bounds = {"s": POSITIVE, "dm": NON_NEGATIVE, "t": NON_NEGATIVE, "lw": POSITIVE}
 
     def weighted_ce(self, ce):
-        return self.lw * ce / self.s
+        return self.lw * jnp.mean(ce) / self.s
 
     def norm_penalty(self, norm):
         return jnp.mean(self.t * jnp.abs(norm - self.s))
@@ -81,6 +84,7 @@ class SphereFaceRS(_FeatureNormScaled):
 class SphereFaceRN(_FeatureNormScaled):
     name = "sphereface_r_n"
     defaults = {"magn_type": "v0", "dm": 0.1, "steps": (), "lw": 1.0}
+    bounds = {"dm": NON_NEGATIVE, "lw": POSITIVE}
 
     def weighted_ce(self, ce):
-        return self.lw * ce
+        return self.lw * jnp.mean(ce)

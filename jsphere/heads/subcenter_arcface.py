@@ -13,12 +13,13 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jsphere.heads.arcface import ArcFace
-from jsphere.heads.common import cosine
+from jsphere.heads.bounds import ANGLE, COUNT, POSITIVE
 
 
 class SubcenterArcFace(ArcFace):
     name = "subcenter_arcface"
     defaults = {"s": 64.0, "m": 0.5, "k": 3, "detach_margin": True}
+    bounds = {"s": POSITIVE, "m": ANGLE, "k": COUNT}
 
     def centre_rows(self, num_classes):
         return num_classes * int(self.k)
@@ -27,5 +28,5 @@ class SubcenterArcFace(ArcFace):
         return params["w"].shape[0] // int(self.k)
 
     def cosines(self, params, x):
-        sub = cosine(x, params["w"])
+        sub = self.cosine(x, params["w"])
         return jnp.max(sub.reshape(sub.shape[0], -1, int(self.k)), axis=-1)

@@ -15,6 +15,7 @@ import math
 
 import jax.numpy as jnp
 
+from jsphere.heads.bounds import MULTIPLICATIVE, NON_NEGATIVE, POSITIVE
 from jsphere.heads.common import target
 from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 
@@ -22,6 +23,7 @@ from jsphere.heads.margin_softmax import Margined, MarginSoftmax
 class SVSoftmax(MarginSoftmax):
     name = "svsoftmax"
     defaults = {"s": 30.0, "m": 0.35, "t": 1.1, "margin_type": "cos"}
+    bounds = {"s": POSITIVE, "m": NON_NEGATIVE, "t": MULTIPLICATIVE}
     choices = {"margin_type": ("cos", "arc")}
     clip_cos = True
 

@@ -17,18 +17,20 @@ import jax
 import jax.numpy as jnp
 
 from jsphere.heads.base import Head, feature_norm_aux
-from jsphere.heads.common import cosine, target
+from jsphere.heads.bounds import NON_NEGATIVE, POSITIVE
+from jsphere.heads.common import target
 
 
 class UniFace(Head):
     name = "uniface"
     defaults = {"s": 64.0, "m": 0.4, "lam": 1.0, "r": 1.0}
+    bounds = {"s": POSITIVE, "m": NON_NEGATIVE, "lam": POSITIVE, "r": POSITIVE}
 
     def extra_params(self, num_classes):
         return {"b": jnp.full((1,), math.log(num_classes * self.r * 10.0), jnp.float32)}
 
     def forward(self, params, state, x, labels, step, axis):
-        cos = jnp.clip(cosine(x, params["w"]), -1.0, 1.0)
+        cos = jnp.clip(self.cosine(x, params["w"]), -1.0, 1.0)
         onehot = axis.one_hot(labels, cos.dtype)
         b = params["b"].astype(cos.dtype)
         positive = jax.nn.softplus(-(self.s * (cos - self.m) - b))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 from absl import logging
 from flax import nnx
@@ -26,10 +27,12 @@ from jsphere.trainers.state import SPLIT, Setup, TrainState
 def model_meta(config: ml_collections.ConfigDict, setup: Setup) -> dict[str, Any]:
     """What a checkpoint needs to rebuild the model and head without the training config."""
     rows = setup.head.layout() if isinstance(setup.head, ShardedHead) else {}
+    head = setup.head.head if isinstance(setup.head, ShardedHead) else setup.head
     return {
         "model": {"name": config.model.name, "embed_dim": config.model.embed_dim,
                   "kwargs": config.model.kwargs.to_dict()},
         "head": {"name": config.head.name, "hparams": config.head.hparams.to_dict(),
+                 "project_centres": head.project_centres, "init_std": head.init_std,
                  "num_classes": int(setup.num_classes), "feat_dim": config.model.embed_dim, **rows},
         "source": {"trainer": "jsphere", "config": config.to_json()},
     }
@@ -67,8 +70,9 @@ def with_items(setup: Setup, state: TrainState, weights: dict, train: dict | Non
     _, params, frozen, batch_stats, _ = nnx.split(model, *SPLIT)
     replace = {"params": {**state.params, "backbone": nnx.to_pure_dict(params)}, "frozen": nnx.to_pure_dict(frozen),
                "batch_stats": nnx.to_pure_dict(batch_stats)}
-    if head:
-        replace["params"]["head"] = weights["head"]["params"]
+    if head:  # in this run's dtypes (a float32 checkpoint into a float64 run, and back)
+        replace["params"]["head"] = jax.tree.map(lambda new, old: jnp.asarray(new, old.dtype),
+                                                 dict(weights["head"]["params"]), state.params["head"])
         replace["head_state"] = weights["head"].get("state", state.head_state)
     if train is not None:
         extra = {k: v for k, v in train.items() if k not in ("step", "rng", "opt")}

@@ -1,7 +1,8 @@
 """The one train step: ``make_step(setup, loss_fn, finish)`` -> ``(state, batch) -> (state, metrics)``.
 
 Every trainer supplies only its loss (and, optionally, what it updates after the optimizer). The step projects
-the class centres onto the unit sphere (OpenSphere's in-place ``w.data = normalize(w.data)``), rebuilds the
+the class centres onto the unit sphere when the head's recipe does (``head.project``: OpenSphere's in-place
+``w.data = normalize(w.data)``; arcface_torch's Partial FC never does), rebuilds the
 backbone with its dropout reseeded from the state's key and the step (so every step draws new masks, in every
 trainer), differentiates the loss, applies the optax update and reports the metrics. It is jit-compiled with
 the state donated and its shardings declared.
@@ -16,9 +17,8 @@ import jax
 import optax
 from flax import nnx, struct
 
+from jsphere.optim import global_norm
 from jsphere.trainers.state import Setup, TrainState
-
-global_norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 
 
 @struct.dataclass

@@ -10,7 +10,7 @@ import pytest
 from jsphere import heads, parallel
 from jsphere.heads import Head, Margined, MarginSoftmax, register
 from jsphere.heads.base import feature_norm_aux
-from jsphere.heads.common import cosine, softmax_cross_entropy
+from jsphere.heads.common import softmax_cross_entropy
 from jsphere.heads.sharded import ShardedHead
 
 
@@ -36,7 +36,7 @@ class WarmCosFaceFromScratch(Head):
     defaults = {"s": 64.0, "m": 0.35, "warmup": 1000}
 
     def forward(self, params, state, x, labels, step, axis):
-        cos = cosine(x, params["w"])  # [B, C], centres normalised straight-through
+        cos = self.cosine(x, params["w"])  # [B, C], centres normalised as the head's recipe says
         onehot = axis.one_hot(labels, cos.dtype)
         m = self.m * jnp.minimum(1.0, step / self.warmup)
         loss = jnp.mean(softmax_cross_entropy(self.s * (cos - m * onehot), onehot, axis))

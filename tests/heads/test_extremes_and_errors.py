@@ -126,6 +126,28 @@ def test_invalid_choice_is_named():
         heads.build("sphereface2", magn_type="B")
 
 
+@pytest.mark.parametrize(("name", "hparams", "fragment"), [
+    ("arcface", dict(m=-5), "m=-5 must be a number in [0, 3.14159)"),
+    ("cosface", dict(s=0), "s=0 must be a number > 0"),
+    ("sphereface", dict(m=0.5), "m=0.5 must be a number >= 1"),
+    ("sphereface2", dict(alpha=1.0), "alpha=1.0 must be a number in (0, 1)"),
+    ("subcenter_arcface", dict(k=2.5), "k=2.5 must be an integer >= 1"),
+    ("combined_margin", dict(m2=float("nan")), "m2=nan must be"),
+    ("arcface", dict(m="0.5"), "m='0.5' must be a number"),
+    ("magface", dict(l_a=120.0), "needs l_a < u_a"),
+    ("gbcosface", dict(min_v=0.8), "min_v=0.8 is above max_v=0.7"),
+])
+def test_hyper_parameters_outside_their_range_are_refused(name, hparams, fragment):
+    with pytest.raises(ValueError) as error:
+        heads.build(name, **hparams)
+    assert fragment in str(error.value)
+
+
+def test_every_head_accepts_its_own_defaults():
+    for name in heads.names():
+        heads.build(name)
+
+
 def test_aliases_build_the_same_head():
     assert type(heads.build("normface")) is type(heads.build("cocoloss"))
     assert type(heads.build("amsoftmax")) is type(heads.build("cosface"))

@@ -15,14 +15,18 @@ def cos_matrix(x, w):
 
 
 def combined_margin(x, w, y, s=64.0, m1=1.0, m2=0.5, m3=0.0):
-    cos = cos_matrix(x, w)
+    """arcface_torch: PartialFC_V2 normalises its weight inside the forward (gradient through the normalisation)
+    and clamps the cosines to [-1, 1]; CombinedMarginLoss takes arccos/cos in place under no_grad;
+    DistCrossEntropy's value takes log(max(p_y, 1e-30)) while its backward is the uncapped softmax - onehot."""
+    cos = (F.normalize(x, dim=1) @ F.normalize(w, dim=1).t()).clamp(-1, 1)
     with torch.no_grad():
-        theta = torch.acos(cos.clamp(-1 + 1e-5, 1 - 1e-5))
+        theta = torch.acos(cos)
         psi = torch.cos(theta)
         rows = torch.arange(len(y))
         psi[rows, y] = torch.cos(m1 * theta[rows, y] + m2) - m3
         delta = psi - cos
-    return F.cross_entropy(s * (cos + delta), y)
+    ce = F.cross_entropy(s * (cos + delta), y, reduction="none")
+    return (ce + (ce.clamp_max(-math.log(1e-30)) - ce).detach()).mean()
 
 
 def curricularface(x, w, y, t_prev=0.0, s=64.0, m=0.5, mom=0.01):
