@@ -6,6 +6,8 @@ same tensors ``converters.export_torch`` writes), which PyTorch's TorchScript-ba
 input ``input`` float32 [N, 3, 112, 112] RGB in ``(x - 127.5) / 127.5`` (insightface's ``ArcFaceONNX`` uses
 mean = std = 127.5 for graphs without in-graph normalisation, so it needs no setting), output ``embedding``
 [N, D] (not normalised), dynamic batch size; BatchNorms after convolutions are folded into them by the exporter.
+A model imported with another input convention takes this input too: a BGR model's channel swap is folded into its
+first convolution, another normalisation becomes an in-graph multiply-add (``converters.conventions``).
 With onnxruntime installed the file is checked after writing: onnxruntime and jsphere embed the same rendered
 faces and must agree (min cosine >= 0.99999). Needs ``pip install 'jsphere[torch,onnx]'``.
 """
@@ -18,10 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import export_torch, staging
+from converters import conventions, export_torch, staging
 from jsphere import cli
+from jsphere.inference import InputConvention
 
 AGREE_COSINE = 0.99999
+OPSETS = range(7, 21)  # PyTorch's TorchScript exporter writes opsets 7-20; every backbone exports and imports back
+
+
+def check_opset(opset: int) -> None:
+    if opset not in OPSETS:
+        raise ValueError(f"--opset {opset}: the supported ONNX opsets are {OPSETS[0]} to {OPSETS[-1]} (what "
+                         "PyTorch's TorchScript exporter writes; 17 is the default)")
 
 
 def _reference_model(ckpt: str, step: int | None):
@@ -31,7 +41,8 @@ def _reference_model(ckpt: str, step: int | None):
     spec = weights.meta["model"]
     model = torch_models.build(spec["name"], int(spec["embed_dim"]), **spec.get("kwargs", {}))
     model.load_state_dict(state, strict=True)
-    return model.eval(), weights
+    convention = InputConvention.from_meta(weights.meta.get("input"))  # imported from AdaFace, foamliu ...
+    return conventions.torch_input_adapter(model.eval(), convention), weights
 
 
 def _write(model, path: Path, opset: int) -> None:
@@ -61,7 +72,8 @@ def verify(onnx_file: str | Path, ckpt: str, step: int | None = None, images: np
     return {"max_abs_diff": float(np.abs(ours - theirs).max()), "min_cosine": float(cos.min())}
 
 
-def export(ckpt: str, out: str, *, step: int | None = None, opset: int = 17, check: bool = True) -> dict | None:
+def export(ckpt: str, out: str, *, step: int | None = None, opset: int = 17, check: bool = True,
+           overwrite: bool = False) -> dict | None:
     """Write ``out`` (all-or-nothing); with ``check`` (and onnxruntime installed) return ``verify``'s figures."""
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
@@ -69,8 +81,10 @@ def export(ckpt: str, out: str, *, step: int | None = None, opset: int = 17, che
     except ImportError as e:
         raise ValueError(f"exporting to ONNX needs torch and onnx ({e.name} is missing): "
                          "pip install 'jsphere[torch,onnx]'") from None
+    check_opset(opset)
+    staging.check_free(out, overwrite=overwrite, folder=False)
     model, weights = _reference_model(ckpt, step)
-    with staging.staged_file(out) as tmp:
+    with staging.staged_file(out, overwrite=overwrite) as tmp:
         _write(model, tmp, opset)
         if not check:
             return None
@@ -90,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckpt", required=True, help="jsphere checkpoint (workdir, converted model)")
     p.add_argument("--out", required=True, help="model.onnx")
     p.add_argument("--step", type=int, default=None)
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help=f"ONNX opset, {OPSETS[0]} to {OPSETS[-1]} (default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
+    staging.add_overwrite_argument(p)
     a = p.parse_args(argv)
-    figures = export(a.ckpt, a.out, step=a.step, opset=a.opset, check=not a.no_verify)
+    figures = export(a.ckpt, a.out, step=a.step, opset=a.opset, check=not a.no_verify, overwrite=a.overwrite)
     print(f"wrote {a.out}")
     if figures:
         print(f"onnxruntime vs jsphere on rendered faces: max |Δ| = {figures['max_abs_diff']:.3e}, "

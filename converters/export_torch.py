@@ -8,10 +8,17 @@ the checkpoint's weights.
 * ``opensphere-v2``: PATH is the ``model_<step>.pth`` file, ``{'backbone': sd, 'head': sd}`` (head ``w`` [C, D]).
 * ``opensphere-v1``: PATH is a new folder receiving ``backbone_<step>.pth`` and ``head_<step>.pth`` (keys prefixed
   ``module.``, head ``w`` [D, C]).
+* ``adaface``: PATH is a ``.ckpt`` holding ``{'state_dict': {'model.<key>': ...}}``, what AdaFace's
+  ``load_pretrained_model`` reads (IR / IR-SE models; ``insightface`` writes the plain state_dict that face.evoLVe,
+  CurricularFace and TreB1eN load).
+
+The weights are written as they are: a model imported with another input convention (AdaFace's BGR, foamliu's
+ImageNet normalisation) still takes it, and the export says so.
 
 Every variant the importer recognises (MobileFaceNet ``scale``/``blocks``, ``mobilefacenet_large``, any embedding
 size, IResNet with a trained ``features`` scale) is written with the keyword arguments recorded in the checkpoint.
-Files are written under a temporary name and renamed when complete.
+Files are written under a temporary name and renamed when complete; an existing ``--out`` is replaced only with
+``--overwrite`` (the rule of :mod:`jsphere.outputs`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+from flax import nnx
 
 from converters import layouts, mapping, staging
 from jsphere import checkpoint, cli, models
@@ -33,7 +41,8 @@ def torch_state_dicts(ckpt: str, step: int | None = None):
 
     weights = checkpoint.load_weights(ckpt, step)
     spec = weights.meta["model"]
-    model = models.build(spec["name"], embed_dim=int(spec["embed_dim"]), **spec.get("kwargs", {}))
+    model = nnx.eval_shape(lambda: models.build(spec["name"], embed_dim=int(spec["embed_dim"]), rngs=nnx.Rngs(0),
+                                                **spec.get("kwargs", {})))  # the module tree only
     tensors = mapping.pure_to_torch(model, weights.backbone)
     reference = torch_models.build(spec["name"], int(spec["embed_dim"]), **spec.get("kwargs", {}))
     result = reference.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=False)
@@ -46,28 +55,32 @@ def torch_state_dicts(ckpt: str, step: int | None = None):
     return state, head, weights
 
 
-def export(ckpt: str, layout: str, out: str, step: int | None = None) -> list[Path]:
-    """Write the checkpoint as ``layout`` at ``out`` (all-or-nothing); returns the files written."""
+def export(ckpt: str, layout: str, out: str, step: int | None = None, *, overwrite: bool = False) -> list[Path]:
+    """Write the checkpoint as ``layout`` at ``out`` (all-or-nothing, under ``jsphere.outputs``' rule); returns
+    the files written."""
     import torch
 
     if layout not in layouts.LAYOUTS:
         raise ValueError(f"--layout must be one of {layouts.LAYOUTS}, got {layout!r}")
+    staging.check_free(out, overwrite=overwrite, folder=layout == "opensphere-v1")
     backbone, head, weights = torch_state_dicts(ckpt, step)
 
     def tensors(params):
         return OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in layouts.head_to_torch(params, layout).items())
 
     out = Path(out).expanduser()
-    if layout in ("insightface", "opensphere-v2"):
+    if layout in ("insightface", "opensphere-v2", "adaface"):
         obj = backbone if layout == "insightface" else {"backbone": backbone,
                                                          "head": tensors(head) if head else OrderedDict()}
-        with staging.staged_file(out) as tmp:
+        if layout == "adaface":
+            obj = {"state_dict": OrderedDict((f"model.{k}", v) for k, v in backbone.items())}
+        with staging.staged_file(out, overwrite=overwrite) as tmp:
             torch.save(obj, tmp)
         return [out]
     files = {f"backbone_{weights.step}.pth": OrderedDict((f"module.{k}", v) for k, v in backbone.items())}
     if head:
         files[f"head_{weights.step}.pth"] = OrderedDict((f"module.{k}", v) for k, v in tensors(head).items())
-    with staging.staged_dir(out) as tmp:
+    with staging.staged_dir(out, overwrite=overwrite) as tmp:
         for name, state in files.items():
             torch.save(state, tmp / name)
     return [out / name for name in files]
@@ -79,10 +92,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layout", required=True, choices=layouts.LAYOUTS)
     p.add_argument("--out", required=True)
     p.add_argument("--step", type=int, default=None)
+    staging.add_overwrite_argument(p)
     a = p.parse_args(argv)
-    for path in export(a.ckpt, a.layout, a.out, a.step):
+    for path in export(a.ckpt, a.layout, a.out, a.step, overwrite=a.overwrite):
         print(f"wrote {path}")
+    note = input_note(checkpoint.load_meta(a.ckpt, a.step), a.layout)
+    if note:
+        print(note)
     return 0
+
+
+def input_note(meta: dict, layout: str) -> str:
+    """What input the exported model takes when it is not what the layout's own code feeds (RGB, mean = std = 127.5;
+    AdaFace: BGR)."""
+    from jsphere.inference import CONVENTIONS, InputConvention
+
+    convention = InputConvention.from_meta(meta.get("input"))
+    expected = CONVENTIONS["bgr" if layout == "adaface" else "rgb"]
+    if convention == expected:
+        return ""
+    return (f"NOTE: this model takes {convention.describe()} (recorded at import); {layout} code feeds "
+            f"{expected.describe()}: convert the input accordingly")
 
 
 if __name__ == "__main__":

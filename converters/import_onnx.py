@@ -1,80 +1,53 @@
 """``python -m converters.import_onnx --onnx model.onnx --out DIR [--arch auto|NAME] [--model-kwargs JSON]``:
 an ONNX recognition model as a jsphere checkpoint (needs ``pip install 'jsphere[onnx]'``).
 
-Made for insightface's released models — ``buffalo_l/w600k_r50.onnx`` (iresnet50), ``antelopev2/glintr100.onnx``
-(iresnet100), ``buffalo_s/w600k_mbf.onnx`` (mobilefacenet) — and for what ``converters.export_onnx`` writes. ONNX
-initializer names are arbitrary, so the graph's weighted layers are matched, in execution order, to the layers
-of the jsphere backbone that the graph's shapes describe (read like ``converters.import_torch`` reads a .pth:
-MobileFaceNet scale/blocks, IResNet/SFNet depth, embedding size; the graph also tells ``sfnet*`` from
-``sfnet*_deprecated`` by where its ReLU sits). ``--arch``/``--model-kwargs`` override what was read. What exporters
-change is undone exactly:
+Made for the models people deploy — insightface's ``buffalo_l/w600k_r50.onnx`` (iresnet50),
+``antelopev2/glintr100.onnx`` (iresnet100), ``buffalo_s/w600k_mbf.onnx`` (mobilefacenet), MXNet-converted zoo
+models, paddle2onnx exports of arcface_paddle's MobileFaceNet, torch.onnx exports of AdaFace / TreB1eN /
+face.evoLVe IR and IR-SE models and of foamliu's MobileFaceNet — and for what ``converters.export_onnx`` writes.
+ONNX initializer names are arbitrary, so the graph's weighted layers are matched, in data-flow order, to the
+layers of the jsphere backbone that the graph's shapes describe (``converters.onnx_detect``). ``--arch`` names
+the backbone instead (detection is then only used for the shape knobs of that family), ``--model-kwargs``
+overrides what was read. Equivalent forms are accepted and what exporters change is undone exactly:
 
+* a 1x1 ``Conv`` over a 1x1 map is a Linear layer (and a ``Gemm`` a 1x1 convolution where the model has one);
 * a BatchNorm folded into the preceding Conv/Gemm (PyTorch's exporter does this in eval mode) becomes that
-  layer's weights plus a BatchNorm computing ``x + bias`` (scale 1, mean 0, ``var + 1e-5 = 1``);
-* BatchNorm epsilons other than 1e-5 are folded into the running variance;
-* an in-graph input normalisation (``Sub``/``Mul`` on 0-255 pixels, as in MXNet-converted models) is folded into
-  the first convolution; without one the graph is taken to expect jsphere's (and insightface's)
-  ``(x - 127.5) / 127.5`` RGB input.
+  layer's weights plus a BatchNorm computing ``x + bias``; BatchNorms kept as nodes keep their statistics, with
+  epsilons other than 1e-5 folded into the running variance; a bias the jsphere layer has no place for moves
+  into the BatchNorm after it (``BN(Wx + b)`` = ``BN'(Wx)``);
+* PRelu slopes of any exporter's shape; ``Clip(0, 6)`` as ReLU6; ``Flatten`` or ``Reshape`` before the
+  embedding; a trailing L2 normalisation of the output (dropped: cosines do not change);
+* in-graph input preprocessing (``Transpose`` from NHWC, ``Sub``/``Mul``/``Div``/``Add`` by per-channel
+  constants): on 0-255 pixels when its scale is that of a pixel normalisation (|scale| <= 0.1, as in
+  MXNet-converted models), else on jsphere's ``(x - 127.5) / 127.5`` (the convention of insightface's
+  ``ArcFaceONNX`` for graphs that do not subtract and multiply, and of ``export_onnx``). A pure rescaling of
+  jsphere's input is folded into the first convolution; any other map is recorded as the checkpoint's input
+  convention (``meta['input']``), which ``jsphere.embed`` and ``--mode=eval`` apply. Without preprocessing the
+  graph is taken to expect jsphere's (and insightface's) ``(x - 127.5) / 127.5`` RGB input; a graph does not
+  say its channel order: ``--input-convention bgr`` records it for AdaFace's and TreB1eN's models.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from converters import folding, import_torch, infer, layer_order, onnx_graph, staging
-from jsphere import cli
-from jsphere.models import iresnet, sfnet
+from converters import conventions, folding, import_torch, infer, layer_order, onnx_detect, onnx_graph, staging
+from jsphere import cli, models
+from jsphere.inference import JSPHERE, InputConvention
 
 LAYOUT = "onnx"
+PIXEL_SCALE_LIMIT = 0.1  # |scale| of a map meant for 0-255 pixels ((x - 127.5) / 128 has 1 / 128)
+FAMILIES = (("sfnet", r"sfnet\d+"), ("iresnet", r"iresnet\d+$"), ("ir", r"ir_(se_)?\d+$"),
+            ("mobilefacenet", r"mobilefacenet(_large)?$"))
 
 
-def _three_by_three(convs: list[onnx_graph.Op]) -> list[onnx_graph.Op]:
-    return [c for c in convs if c.weight.shape[2:] == (3, 3)]
-
-
-def infer_model(graph: onnx_graph.Graph, where: str) -> infer.Found:
-    """The jsphere backbone whose layers the graph's weighted nodes describe."""
-    convs = [op for op in graph.ops if op.kind == "conv"]
-    linears = [op for op in graph.ops if op.kind == "linear"]
-    if not convs or not linears:
-        raise ValueError(f"{where}: {len(convs)} Conv and {len(linears)} Gemm/MatMul nodes: not a face-recognition "
-                         "backbone jsphere knows (IResNet, MobileFaceNet, SFNet)")
-    last = graph.ops[-1]
-    dim = int(last.weight.shape[0])
-    if any(c.groups > 1 for c in convs):
-        width = convs[0].weight.shape[0]
-        blocks, count = [], 0
-        for conv in _three_by_three(convs[1:]):
-            if conv.stride == 2:
-                blocks.append(count)
-                count = 0
-            else:
-                count += 1
-        blocks.append(count)
-        if width % 64 or len(blocks) != 4:
-            raise ValueError(f"{where}: grouped convolutions as in a MobileFaceNet, but {width} stem channels and "
-                             f"{len(blocks) - 1} stride-2 3x3 convolutions (arcface_torch's: 64 * scale and 3)")
-        arch, kwargs = infer.mobilefacenet_name(tuple(blocks), width // 64)
-        return infer.Found(arch, dim, kwargs, f"MobileFaceNet scale {width // 64}, blocks {tuple(blocks)}, {dim}-d")
-    body = _three_by_three(convs[1:])
-    if any(op.kind == "prelu" for op in graph.ops):
-        blocks = tuple(sum(c.weight.shape[0] == p for c in body) // 2 for p in iresnet.PLANES)
-        depth = infer.depth_of(blocks, iresnet.DEPTHS, "iresnet", where)
-        trained = last.kind == "bn" and not np.allclose(last.weight, 1.0)
-        return infer.Found(f"iresnet{depth}", dim, {"features_scale": "trainable"} if trained else {},
-                           f"IResNet-{depth}, {dim}-d embedding")
-    stage_convs = [sum(c.weight.shape[0] == ch for c in _three_by_three(convs)) for ch in sfnet.CHANNELS]
-    depth = infer.depth_of(tuple((n - 1) // 2 for n in stage_convs), sfnet.DEPTHS, "sfnet", where)
-    if last.kind == "bn":
-        return infer.Found(f"sfnet{depth}_bn", dim, {}, f"SFNet-{depth} with BatchNorm, {dim}-d embedding")
-    if graph.residual_adds and not graph.relu_after_add:
-        return infer.Found(f"sfnet{depth}_deprecated", dim, {}, f"SFNet-{depth}, ReLU before the residual add "
-                                                                 f"(OpenSphere v1 sfnet_deprecated), {dim}-d embedding")
-    return infer.Found(f"sfnet{depth}", dim, {}, f"SFNet-{depth}, ReLU after the residual add, {dim}-d embedding")
+def family(arch: str) -> str:
+    """Backbones whose shape keyword arguments are the same (``sfnet20`` and ``sfnet20_bn``: ``width``)."""
+    return next((name for name, pattern in FAMILIES if re.match(pattern, arch)), arch)
 
 
 def _put(sd: dict, key: str, tensors: dict) -> None:
@@ -82,8 +55,35 @@ def _put(sd: dict, key: str, tensors: dict) -> None:
         sd[f"{key}.{leaf}"] = np.asarray(value, np.float32)
 
 
-def to_torch_state_dict(graph: onnx_graph.Graph, found: infer.Found, where: str) -> OrderedDict:
-    """Torch-named tensors of ``found`` computing what the graph computes (for jsphere's input convention)."""
+def _put_batchnorm(sd: dict, layer: layer_order.Layer, tensors: dict, fail) -> None:
+    """A BatchNorm's torch tensors; for a statistics-only BatchNorm (``affine=False``) its scale is folded into
+    the variance and a shift is refused."""
+    if layer.affine:
+        _put(sd, layer.key, tensors)
+        return
+    weight, bias = (np.asarray(tensors[k], np.float64) for k in ("weight", "bias"))
+    if np.any(bias != 0) or np.any(weight <= 0):
+        fail(f"layer {layer.key} is a BatchNorm without scale and shift, the graph's scales it by "
+             f"{weight[:3].tolist()}... and shifts it by {bias[:3].tolist()}... (features_affine=True?)")
+    var = (np.asarray(tensors["running_var"], np.float64) + folding.TORCH_EPS) / weight**2 - folding.TORCH_EPS
+    _put(sd, layer.key, {"running_mean": tensors["running_mean"], "running_var": np.maximum(var, 0.0)})
+
+
+def _weight_as(op: onnx_graph.Op, layer: layer_order.Layer) -> np.ndarray | None:
+    """``op``'s weight in ``layer``'s torch layout when they compute the same thing, else None."""
+    if op.kind == layer.kind:
+        return np.asarray(op.weight, np.float32)
+    if layer.kind == "linear" and op.pointwise_on_one_pixel:
+        return np.asarray(op.weight, np.float32).reshape(op.weight.shape[:2])
+    if layer.kind == "conv" and op.kind == "linear" and layer.shape[2:] == (1, 1) and layer.groups == 1:
+        return np.asarray(op.weight, np.float32).reshape(*op.weight.shape, 1, 1)
+    return None
+
+
+def to_torch_state_dict(graph: onnx_graph.Graph, found: infer.Found, where: str,
+                        fold_input: bool | None = None) -> OrderedDict:
+    """Torch-named tensors of ``found`` computing what the graph computes; the input preprocessing is folded into
+    the first convolution when ``fold_input`` (default: whenever the graph has one)."""
     expected = layer_order.call_order(found.arch, found.embed_dim, found.kwargs)
     ops = graph.ops
     sd: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -92,38 +92,47 @@ def to_torch_state_dict(graph: onnx_graph.Graph, found: infer.Found, where: str)
         raise ValueError(f"{where}: the graph does not match {found.arch} ({found.description}): {message}")
 
     i = j = 0
+    shift = None  # a bias with no place in its layer, for the BatchNorm that follows
     while i < len(expected):
         e = expected[i]
         if j >= len(ops):
             fail(f"it ends before layer {e.key} ({e.kind})")
         op = ops[j]
-        if op.kind != e.kind:
-            fail(f"layer {e.key} is a {e.kind}, the graph's node {op.node} is a {op.kind}")
         if e.kind in ("conv", "linear"):
-            if tuple(op.weight.shape) != e.shape:
-                fail(f"node {op.node} has weight {tuple(op.weight.shape)}, layer {e.key} needs {e.shape}")
-            if e.kind == "conv" and (op.stride, op.groups, op.padding) != (e.stride, e.groups, e.padding):
+            weight = _weight_as(op, e)
+            if weight is None:
+                fail(f"layer {e.key} is a {e.kind}, the graph's node {op.node} is a {op.kind}")
+            if tuple(weight.shape) != e.shape:
+                fail(f"node {op.node} has weight {tuple(weight.shape)}, layer {e.key} needs {e.shape}")
+            if e.kind == "conv" and op.kind == "conv" and (op.stride, op.groups, op.padding) != (
+                    e.stride, e.groups, e.padding):
                 fail(f"node {op.node} has stride/groups/padding {(op.stride, op.groups, op.padding)}, layer {e.key} "
                      f"{(e.stride, e.groups, e.padding)}")
-            sd[f"{e.key}.weight"] = np.asarray(op.weight, np.float32)
+            sd[f"{e.key}.weight"] = weight
             bias = np.zeros(e.shape[0], np.float32) if op.bias is None else np.asarray(op.bias, np.float32)
             following = ops[j + 1] if j + 1 < len(ops) else None
             has_own_bn = following is not None and following.kind == "bn" and following.input == op.output
-            if i + 1 < len(expected) and expected[i + 1].kind == "bn" and not has_own_bn:  # folded by the exporter
+            next_is_bn = i + 1 < len(expected) and expected[i + 1].kind == "bn" and expected[i + 1].follows
+            if next_is_bn and not has_own_bn:  # folded by the exporter
                 if e.bias:
                     sd[f"{e.key}.bias"], bias = bias, np.zeros_like(bias)
-                _put(sd, expected[i + 1].key, folding.identity_batchnorm(bias))
+                _put_batchnorm(sd, expected[i + 1], folding.identity_batchnorm(bias), fail)
                 i += 2
                 j += 1
                 continue
             if e.bias:
                 sd[f"{e.key}.bias"] = bias
+            elif np.any(bias != 0) and next_is_bn:
+                shift = bias
             elif np.any(bias != 0):
                 fail(f"node {op.node} has a bias that layer {e.key} has no place for")
+        elif op.kind != e.kind:
+            fail(f"layer {e.key} is a {e.kind}, the graph's node {op.node} is a {op.kind}")
         elif e.kind == "bn":
             if op.weight.size != e.shape[0]:
                 fail(f"BatchNormalization {op.node} has {op.weight.size} channels, layer {e.key} {e.shape[0]}")
-            _put(sd, e.key, folding.batchnorm(op.weight, op.bias, op.mean, op.var, op.eps))
+            _put_batchnorm(sd, e, folding.batchnorm(op.weight, op.bias, op.mean, op.var, op.eps, shift=shift), fail)
+            shift = None
         else:
             slope = np.asarray(op.weight, np.float32).reshape(-1)
             if slope.size == 1:
@@ -135,28 +144,85 @@ def to_torch_state_dict(graph: onnx_graph.Graph, found: infer.Found, where: str)
         j += 1
     if j < len(ops):
         fail(f"{len(ops) - j} weighted nodes are left after the last layer (first: {ops[j].node})")
-    if graph.normalises_input:
+    if graph.normalises_input and (fold_input is None or fold_input):
         first = f"{expected[0].key}.weight"
-        sd[first] = folding.input_scale(sd[first], graph.input_scale, graph.input_offset, where)
+        scale, offset = pixel_map(graph)
+        sd[first] = folding.input_scale(sd[first], scale, offset, where)
     return sd
 
 
+def pixel_map(graph: onnx_graph.Graph) -> tuple[np.ndarray, np.ndarray]:
+    """The graph's preprocessing as ``scale * pixels + offset`` on 0-255 pixels (the graph's own map when it takes
+    pixels, else its map composed with jsphere's ``(p - 127.5) / 127.5``)."""
+    scale, offset = (np.asarray(v, np.float64).reshape(-1) for v in (graph.input_scale, graph.input_offset))
+    if np.max(np.abs(scale)) <= PIXEL_SCALE_LIMIT:
+        return scale, offset
+    return scale / folding.PIXEL_STD, offset - scale * folding.PIXEL_MEAN / folding.PIXEL_STD
+
+
+def input_convention(graph: onnx_graph.Graph, where: str) -> InputConvention | None:
+    """The input the graph's preprocessing asks for when it cannot be folded into the first convolution (an
+    offset other than jsphere's), as an ``InputConvention``; None when it folds (or there is none)."""
+    if not graph.normalises_input:
+        return None
+    scale, offset = pixel_map(graph)
+    if np.all(np.abs(scale * folding.PIXEL_MEAN + offset) <= 1e-6 * np.abs(scale * folding.PIXEL_STD)):
+        return None
+    if np.any(scale <= 0):
+        raise ValueError(f"{where}: the graph maps pixels x to {scale.tolist()} * x + {offset.tolist()}, a "
+                         "decreasing map no input convention describes")
+    scale, offset = np.broadcast_to(scale, (3,)), np.broadcast_to(offset, (3,))
+    return InputConvention("RGB", tuple(-offset / scale), tuple(1.0 / scale))
+
+
+def resolve(graph: onnx_graph.Graph, where: str, arch: str = import_torch.AUTO,
+            kwargs: dict | None = None) -> infer.Found:
+    """The backbone to build: detected, or ``arch`` (with the shape knobs detection reads when it recognises the
+    same family); explicit ``kwargs`` win."""
+    if arch == import_torch.AUTO:
+        found = onnx_detect.infer_model(graph, where)
+    else:
+        if arch not in models.names():
+            raise ValueError(f"unknown --arch {arch!r}; valid: {import_torch.AUTO}, {', '.join(models.names())}")
+        try:
+            detected = onnx_detect.infer_model(graph, where)
+        except ValueError:
+            detected = None
+        carried = detected.kwargs if detected and family(detected.arch) == family(arch) else {}
+        found = infer.Found(arch, onnx_detect.embed_dim(graph), carried, f"--arch {arch}")
+    return infer.Found(found.arch, found.embed_dim, {**found.kwargs, **(kwargs or {})}, found.description)
+
+
 def import_onnx(path: str, out: str, *, arch: str = import_torch.AUTO, kwargs: dict | None = None,
-                report=None) -> Path:
-    staging.check_free(out)
+                report=None, overwrite: bool = False, convention_override: InputConvention | None = None) -> Path:
+    """Import ``path`` into a checkpoint at ``out``; ``convention_override`` is what the graph's input is (its
+    channel order and normalisation, e.g. BGR for AdaFace's models), for graphs that do not normalise it
+    themselves."""
+    staging.check_free(out, overwrite=overwrite)
     where = str(path)
     graph = onnx_graph.read(path)
-    inferred = infer_model(graph, where)
-    sd = to_torch_state_dict(graph, inferred, where)
-    found = import_torch.resolve(sd, LAYOUT, where, arch=inferred.arch if arch == import_torch.AUTO else arch,
-                                 kwargs=kwargs)
-    found = replace(found, description=inferred.description)
+    found = resolve(graph, where, arch, kwargs)
+    recorded = input_convention(graph, where)  # the graph's own preprocessing, when it cannot be folded
+    if convention_override is not None and recorded is not None:
+        raise ValueError(f"{where}: the graph normalises its input itself ({recorded.describe()}); "
+                         "--input-convention applies to graphs that do not")
+    fold = graph.normalises_input and recorded is None
+    convention = recorded or (convention_override if convention_override != JSPHERE else None)
+    sd = to_torch_state_dict(graph, found, where, fold_input=fold)
+    notes = ["input normalisation folded into the first conv"] if fold else []
+    if graph.output_normalised:
+        notes.append("output L2 normalisation dropped")
+    if convention is not None:
+        why = "the graph's preprocessing" if recorded else "--input-convention"
+        found = infer.Found(found.arch, found.embed_dim, found.kwargs,
+                            f"{found.description}; input {convention.describe()} ({why})", input=convention.to_meta())
     if report:
-        report(found, LAYOUT + (", input normalisation folded into the first conv" if graph.normalises_input else ""))
+        report(found, ", ".join([LAYOUT, *notes]))
     pure = import_torch.backbone_to_pure(found.arch, sd, found.embed_dim, found.kwargs, where)
     source = {"converter": "converters.import_onnx", "file": where, "layout": LAYOUT,
-              "input_normalisation_folded": graph.normalises_input}
-    return import_torch.save(out, found=found, pure=pure, source=source)
+              "input_normalisation_folded": fold,
+              "output_normalisation_dropped": graph.output_normalised, "input_layout": graph.input_layout}
+    return import_torch.save(out, found=found, pure=pure, source=source, overwrite=overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,10 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--onnx", required=True, help="model.onnx")
     import_torch.add_model_arguments(p)
     p.add_argument("--out", required=True)
+    p.add_argument("--input-convention", default=None, metavar="CONVENTION",
+                   help="what the graph's input is when the graph does not normalise it itself: rgb (default: "
+                        "jsphere's, insightface's), bgr (AdaFace, TreB1eN), imagenet, or JSON {\"channels\", "
+                        "\"mean\", \"std\"} in 0-255 units")
+    staging.add_overwrite_argument(p)
     a = p.parse_args(argv)
     path = import_onnx(a.onnx, a.out, arch=a.arch, kwargs=import_torch.parse_json_object(a.model_kwargs,
                                                                                         "--model-kwargs"),
-                       report=import_torch.print_found)
+                       report=import_torch.print_found, overwrite=a.overwrite,
+                       convention_override=conventions.parse(a.input_convention) if a.input_convention else None)
     print(f"wrote {path}")
     return 0
 

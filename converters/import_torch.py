@@ -8,6 +8,8 @@ IResNet's ``features`` scale was trained (``--arch auto``, the default, prints w
 ``sfnet*_deprecated`` have the same keys but compute different functions: for such a file name one with ``--arch``;
 ``python -m converters.check`` shows which one reproduces PyTorch and verifies faces. ``--model-kwargs`` overrides
 keyword arguments of the model (e.g. ``'{"scale": 1}'``). Nothing is left in ``--out`` when the import fails.
+The input the model was trained on is recorded with it (``converters.conventions``: AdaFace and TreB1eN feed BGR,
+foamliu's MobileFaceNet ImageNet-normalised RGB); ``--input-convention rgb|bgr|imagenet|JSON`` overrides it.
 The output directory works with ``jsphere.embed``, ``--mode=eval`` and ``config.init_from``.
 """
 
@@ -22,15 +24,17 @@ import jax
 import numpy as np
 from flax import nnx
 
-from converters import infer, layouts, mapping, pth, staging
+from converters import conventions, infer, layouts, mapping, pth, staging
 from jsphere import checkpoint, cli, models
+from jsphere.inference import JSPHERE, InputConvention
 from jsphere.models import mobilefacenet
 
 AUTO = "auto"
 
 
 def embed_dim_of(state_dict: dict) -> int:
-    for key in ("fc.bias", "features.layers.3.weight", "features.weight", "fc.weight"):
+    for key in ("fc.bias", "features.layers.3.weight", "features.weight", "fc.weight", "output_layer.3.weight",
+                "conv3.weight"):
         if key in state_dict:
             return int(np.shape(state_dict[key])[0])
     raise ValueError("cannot tell the embedding size from the state_dict; pass --embed-dim")
@@ -124,8 +128,7 @@ def backbone_to_pure(arch: str, state_dict: dict, embed_dim: int, kwargs: dict, 
         problems.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:5])})")
     if not problems:
         try:
-            concrete = models.build(arch, embed_dim=embed_dim, **kwargs)
-            models.load_pure_state(concrete, pure, source=where)
+            models.load_pure_state(model, pure, source=where)  # every shape checked, no weights initialised
             return pure
         except ValueError as e:
             problems.append(str(e))
@@ -135,11 +138,13 @@ def backbone_to_pure(arch: str, state_dict: dict, embed_dim: int, kwargs: dict, 
 
 
 def save(out: str, *, found: infer.Found, pure: dict, source: dict, step: int = 0, head: dict | None = None,
-         head_meta: dict | None = None) -> Path:
+         head_meta: dict | None = None, overwrite: bool = False) -> Path:
     """Write a jsphere checkpoint for an imported backbone (all-or-nothing); returns ``<out>/checkpoints/<step>``."""
     meta = {"model": {"name": found.arch, "embed_dim": found.embed_dim, "kwargs": found.kwargs}, "head": head_meta,
             "source": source}
-    with staging.staged_dir(out) as tmp:
+    if found.input is not None:
+        meta["input"] = found.input
+    with staging.staged_dir(out, overwrite=overwrite) as tmp:
         written = checkpoint.save_weights(tmp, step=step, backbone=pure, head=head, meta=meta)
         relative = written.relative_to(tmp.resolve())
     return Path(out).expanduser().resolve() / relative
@@ -170,15 +175,17 @@ def _head_entry(head_sd: dict, head_layout: str, head_name: str, head_hparams: d
 def import_checkpoint(arch: str, backbone: str, out: str, *, head: str | None = None, head_name: str | None = None,
                       head_hparams: dict | None = None, embed_dim: int | None = None,
                       num_classes: int | None = None, kwargs: dict | None = None,
-                      report=None) -> Path:
+                      report=None, overwrite: bool = False, input_convention: InputConvention | None = None) -> Path:
     """Import ``backbone`` (and an OpenSphere head) into a checkpoint at ``out``; ``arch`` may be ``'auto'``.
-    ``report(found, layout)`` is called with what was recognised before anything is written."""
-    staging.check_free(out)
+    ``report(found, layout)`` is called with what was recognised before anything is written; ``input_convention``
+    replaces the one the file's origin implies."""
+    staging.check_free(out, overwrite=overwrite)
     bkb_sd, head_sd, layout = layouts.split_checkpoint(pth.load(backbone), str(backbone))
     head_layout = layout
     if head:
         head_sd, _, head_layout = layouts.split_checkpoint(pth.load(head), str(head))
     found = resolve(bkb_sd, layout, str(backbone), arch=arch, kwargs=kwargs, embed_dim=embed_dim)
+    found = with_input(found, backbone, input_convention)
     if report:
         report(found, layout)
     pure = backbone_to_pure(found.arch, bkb_sd, found.embed_dim, found.kwargs, str(backbone))
@@ -192,7 +199,18 @@ def import_checkpoint(arch: str, backbone: str, out: str, *, head: str | None = 
     source = {"converter": "converters.import_torch", "file": str(backbone), "layout": layout,
               "head_file": str(head) if head else None}
     return save(out, found=found, pure=pure, source=source, step=layouts.step_from_name(backbone), head=head_entry,
-                head_meta=head_meta)
+                head_meta=head_meta, overwrite=overwrite)
+
+
+def with_input(found: infer.Found, file: str, override: InputConvention | None = None) -> infer.Found:
+    """``found`` with the input convention of its origin (or ``override``), said in its description."""
+    convention, why = conventions.for_origin(found.origin, file)
+    if override is not None:
+        convention, why = override, "--input-convention"
+    if convention == JSPHERE and not why:
+        return found
+    return replace(found, input=None if convention == JSPHERE else convention.to_meta(),
+                   description=f"{found.description}; input {convention.describe()} ({why})")
 
 
 def parse_json_object(text: str, flag: str) -> dict:
@@ -228,11 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embed-dim", type=int, default=None)
     p.add_argument("--num-classes", type=int, default=None, help="check the head's class count")
     p.add_argument("--out", required=True)
+    p.add_argument("--input-convention", default=None, metavar="CONVENTION",
+                   help="what the model takes: rgb (jsphere, insightface, face.evoLVe), bgr (AdaFace, TreB1eN), "
+                        'imagenet (foamliu), or JSON {"channels": "BGR", "mean": [...], "std": [...]} in 0-255 '
+                        "units; default: decided from the file")
+    staging.add_overwrite_argument(p)
     a = p.parse_args(argv)
+    convention = conventions.parse(a.input_convention) if a.input_convention else None
     path = import_checkpoint(a.arch, a.backbone, a.out, head=a.head, head_name=a.head_name,
                              head_hparams=parse_json_object(a.head_hparams, "--head-hparams"),
                              embed_dim=a.embed_dim, num_classes=a.num_classes,
-                             kwargs=parse_json_object(a.model_kwargs, "--model-kwargs"), report=print_found)
+                             kwargs=parse_json_object(a.model_kwargs, "--model-kwargs"), report=print_found,
+                             overwrite=a.overwrite, input_convention=convention)
     print(f"wrote {path}")
     return 0
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from converters.infer_ir import ir_family, mobilefacenet_relu6
 from jsphere.models import iresnet, mobilefacenet, sfnet
 
 
@@ -32,6 +33,8 @@ class Found:
     embed_dim: int
     kwargs: dict = field(default_factory=dict)
     description: str = ""
+    origin: str = ""  # the toolkit whose layout it is, where that decides the input (conventions.for_origin)
+    input: dict | None = None  # the input convention recorded at import (InputConvention.to_meta), None: jsphere's
 
 
 def _shape(state_dict: dict, key: str) -> tuple[int, ...]:
@@ -64,7 +67,7 @@ def mobilefacenet_name(blocks: tuple[int, ...], scale: int) -> tuple[str, dict]:
     return "mobilefacenet", kwargs
 
 
-def _mobilefacenet(sd: dict, where: str) -> list[Found]:
+def _mobilefacenet(sd: dict, layout: str, where: str) -> list[Found]:
     width = _shape(sd, "layers.0.layers.0.weight")[0]
     if width % 64:
         raise ValueError(f"{where}: a MobileFaceNet whose first layer has {width} channels, not a multiple of 64 "
@@ -78,6 +81,10 @@ def _mobilefacenet(sd: dict, where: str) -> list[Found]:
                          f" (blocks seen: {blocks}); first keys: {_first_keys(sd)}")
     dim = _shape(sd, "features.layers.3.weight")[0]
     arch, kwargs = mobilefacenet_name(blocks, scale)
+    if layout == "treb1en":
+        text = (f"MobileFaceNet of TreB1eN's InsightFace_Pytorch / face.evoLVe (arcface_torch get_mbf scale {scale}, "
+                f"blocks {blocks} under other names), {dim}-d embedding")
+        return [Found(arch, dim, kwargs, text, origin="evolve")]
     return [Found(arch, dim, kwargs, f"MobileFaceNet (arcface_torch get_mbf) scale {scale}, blocks {blocks}, "
                                      f"{dim}-d embedding")]
 
@@ -142,7 +149,11 @@ def _sfnet(sd: dict, layout: str, where: str) -> list[Found]:
 
 FAMILIES = (
     "IResNet (conv1, prelu, layer1-4.N.{bn1,conv1,bn2,prelu,conv2,bn3}, fc, features)",
-    "MobileFaceNet (layers.0-7, conv_sep, features.layers.{0,2,3})",
+    "IR / IR-SE of AdaFace, CurricularFace, face.evoLVe, TreB1eN (input_layer, body.N.{shortcut_layer,res_layer}, "
+    "output_layer)",
+    "MobileFaceNet (layers.0-7, conv_sep, features.layers.{0,2,3}; TreB1eN's conv1, conv_23, ..., conv_6_dw, linear, "
+    "bn)",
+    "foamliu's ReLU6 MobileFaceNet (conv1, dw_conv, features.N.conv, conv2, gdconv, conv3, bn)",
     "SFNet (layer1-4.N.conv1/conv2 [+ bn1/bn2], fc [+ features])",
 )
 
@@ -151,7 +162,15 @@ def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
     """Every backbone whose layout matches ``state_dict`` (a torch-named, prefix-free state_dict)."""
     sd = state_dict
     if "layers.0.layers.0.weight" in sd and "conv_sep.layers.0.weight" in sd:
-        return _mobilefacenet(sd, where)
+        return _mobilefacenet(sd, layout, where)
+    if "input_layer.0.weight" in sd and "body.0.res_layer.0.weight" in sd:
+        return ir_family(sd, where)
+    if "dw_conv.depthwise.weight" in sd and "gdconv.depthwise.weight" in sd:
+        return mobilefacenet_relu6(sd, where)
+    if "dw_conv1.conv.weight" in sd and "linear7.conv.weight" in sd:
+        raise ValueError(f"{where}: Xiaoccer/MobileFaceNet_Pytorch's MobileFaceNet (conv1, dw_conv1, blocks.N, "
+                         f"linear7 {_shape(sd, 'linear7.conv.weight')[2:]}, linear1) for 112x96 crops; jsphere's "
+                         "models take 112x112 faces aligned to the ArcFace template")
     if "layer1.0.conv1.weight" in sd and "fc.weight" in sd:
         if "prelu.weight" in sd and "conv1.weight" in sd:
             return _iresnet(sd, layout, where)

@@ -7,21 +7,24 @@ and recording each Conv / Linear / BatchNorm / PReLU call.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from converters import mapping
 from jsphere import models
-from jsphere.models.layers import BatchNorm, ChannelPReLU
+from jsphere.models.layers import BatchNorm, ChannelPReLU, FrozenParam
 
 KINDS = {nnx.Conv: "conv", nnx.Linear: "linear", BatchNorm: "bn", ChannelPReLU: "prelu"}  # = mapping.LEAF_NAMES
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One weighted layer: torch module name, kind, torch-layout weight shape and (convs) geometry."""
+    """One weighted layer: torch module name (``mapping``'s, renames included), kind, torch-layout weight shape
+    and (convs) geometry."""
 
     key: str
     kind: str
@@ -30,6 +33,8 @@ class Layer:
     stride: int = 1
     groups: int = 1
     padding: int = 0
+    affine: bool = True  # a BatchNorm with a (possibly frozen) scale and shift; False: running statistics only
+    follows: bool = False  # it reads the output of the layer called just before it (a Conv's BatchNorm)
 
 
 def _describe(module, key: str) -> Layer:
@@ -42,26 +47,40 @@ def _describe(module, key: str) -> Layer:
     if kind == "linear":
         cin, cout = module.kernel.shape
         return Layer(key, kind, (cout, cin), module.use_bias)
-    size = module.slope.shape[0] if kind == "prelu" else module.num_features
-    return Layer(key, kind, (size,))
+    if kind == "prelu":
+        return Layer(key, kind, (module.slope.shape[0],))
+    return Layer(key, kind, (module.num_features,), affine=isinstance(module.scale, nnx.Param | FrozenParam))
+
+
+def _conv_output(module: nnx.Conv, x: jax.Array) -> jax.Array:
+    """Zeros shaped like the convolution's output: the order is all that is recorded, so no convolution is traced
+    (tracing jsphere's CPU convolution plans dominated the cost for deep models)."""
+    (kh, kw, _, cout), (sh, sw) = module.kernel.shape, module.strides
+    (top, bottom), (left, right) = module.padding
+    n, h, w, _ = x.shape
+    return jnp.zeros((n, (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1, cout), x.dtype)
 
 
 def call_order(arch: str, embed_dim: int, kwargs: dict | None = None) -> list[Layer]:
-    """The layers of ``models.build(arch, embed_dim=embed_dim, **kwargs)`` in forward-call order."""
-    abstract = nnx.eval_shape(lambda: models.build(arch, embed_dim=embed_dim, rngs=nnx.Rngs(0), **(kwargs or {})))
-    graphdef, state = nnx.split(abstract)
+    """The layers of ``models.build(arch, embed_dim=embed_dim, **kwargs)`` in forward-call order (one abstract
+    trace of building and calling the model: no weights are materialised, nothing is computed)."""
     order: list[Layer] = []
     originals = {cls: cls.__call__ for cls in KINDS}
 
-    def forward(state):
-        model = nnx.merge(graphdef, state)
+    def build_and_call():
+        model = models.build(arch, embed_dim=embed_dim, rngs=nnx.Rngs(0), **(kwargs or {}))
         model.eval()
-        keys = {id(node): ".".join(map(str, path)) for path, node in nnx.iter_graph(model)}
+        modules = {tuple(path): node for path, node in nnx.iter_graph(model) if isinstance(node, nnx.Module)}
+        keys = {id(node): ".".join(mapping._torch_names(modules, path)) for path, node in modules.items()}
+
+        last = [None]  # the output of the layer called last
 
         def recording(cls):
             def call(self, *args, **kw):
-                order.append(_describe(self, keys[id(self)]))
-                return originals[cls](self, *args, **kw)
+                layer = _describe(self, keys[id(self)])
+                order.append(dataclasses.replace(layer, follows=args[0] is last[0]))
+                last[0] = _conv_output(self, *args) if cls is nnx.Conv else originals[cls](self, *args, **kw)
+                return last[0]
             return call
 
         for cls in KINDS:
@@ -72,5 +91,5 @@ def call_order(arch: str, embed_dim: int, kwargs: dict | None = None) -> list[La
             for cls, original in originals.items():
                 cls.__call__ = original
 
-    jax.eval_shape(forward, state)
+    jax.eval_shape(build_and_call)
     return order

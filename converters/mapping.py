@@ -1,7 +1,7 @@
 """The table between PyTorch state_dict keys and jsphere's NNX state, derived from the module tree.
 
 A jsphere leaf at ``('layer1', 0, 'bn1', 'scale')`` is the torch key ``layer1.0.bn1.weight``: the path is the
-same, the leaf name and layout depend on the module type:
+same (a module's ``torch_names`` may rename a child), the leaf name and layout depend on the module type:
 
     nnx.Conv       kernel [kh, kw, I/g, O] <-> weight [O, I/g, kh, kw];  bias <-> bias
     nnx.Linear     kernel [in, out]        <-> weight [out, in];         bias <-> bias
@@ -56,9 +56,19 @@ def leaf_table(model: nnx.Module) -> list[tuple[tuple, str, type]]:
         names = LEAF_NAMES.get(type(module))
         if names is None or path[-1] not in names:
             raise KeyError(f"no PyTorch name for {'.'.join(map(str, path))} ({type(module).__name__})")
-        key = ".".join(str(p) for p in (*path[:-1], names[path[-1]]))
+        key = ".".join((*_torch_names(modules, path[:-1]), names[path[-1]]))
         rows.append((tuple(path), key, type(module)))
     return rows
+
+
+def _torch_names(modules: dict, path: tuple) -> list[str]:
+    """The torch names of a module path: a module's ``torch_names`` renames its children (an IR unit's
+    ``se_block`` is AdaFace's ``res_layer.se_block``); every other name is kept."""
+    names = []
+    for i, part in enumerate(path):
+        renames = getattr(modules[tuple(path[:i])], "torch_names", None) or {}
+        names.append(renames.get(part, str(part)))
+    return names
 
 
 def torch_to_pure(model: nnx.Module, state_dict: dict[str, np.ndarray]) -> tuple[dict, list[str], list[str]]:

@@ -17,8 +17,15 @@ An empty shape (ndim 0 before version 3, -1 in version 3) is an empty array with
 (mshadow): 0 float32, 1 float64, 2 float16, 3 uint8, 4 int32, 5 int8, 6 int64. Names are ``arg:<name>`` (weights)
 and ``aux:<name>`` (BatchNorm moving statistics). Sparse arrays are refused.
 
-The symbol JSON (``{"nodes": [{"op", "name", "attrs" (older files: "attr" or "param"), "inputs"}], ...}``) gives
-each BatchNorm's ``eps`` and ``fix_gamma`` and the scalar operators applied to ``data`` before the first layer.
+The symbol JSON (``{"nodes": [{"op", "name", "attrs" (older files: "attr" or "param"), "inputs"}], "arg_nodes",
+"heads", ...}``) is a graph: each operator lists the nodes it reads, ``[node index, output index, version]``, and
+its parameters are variable nodes (``"op": "null"``) among them, in the operator's argument order
+(``Convolution``: data, weight, bias; ``BatchNorm``: data, gamma, beta, moving_mean, moving_var; ``LeakyReLU``
+prelu: data, gamma; ``FullyConnected``: data, weight, bias). A variable's name is usually ``<operator>_<argument>``
+but need not be: insightface's original ``fmobilefacenet`` (``model-y1-test2``) gives its ``pre_fc1``
+FullyConnected a variable named ``fc1_weight`` (bias ``pre_fc1_bias``), so names are read off the graph. The JSON
+also gives each BatchNorm's ``eps`` and ``fix_gamma`` and the scalar operators applied to ``data`` before the
+first layer.
 """
 
 from __future__ import annotations
@@ -108,16 +115,54 @@ def read_params(path: str | os.PathLike) -> OrderedDict[str, np.ndarray]:
     return OrderedDict(zip(names or [str(i) for i in range(count)], arrays, strict=True))
 
 
+ROLES = {  # the positional inputs after ``data`` of the operators whose parameters jsphere reads
+    "Convolution": ("weight", "bias"),
+    "BatchNorm": ("gamma", "beta", "moving_mean", "moving_var"),
+    "LeakyReLU": ("gamma",),
+    "FullyConnected": ("weight", "bias"),
+}
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator node: its type, attributes and the variable nodes that feed it, by role."""
+
+    op: str
+    attrs: dict
+    params: dict[str, str]
+
+
 @dataclass(frozen=True)
 class Symbol:
-    """What the importer needs from a symbol JSON: per-BatchNorm attributes and the input's affine map."""
+    """What the importer needs from a symbol JSON: the operators by name (with the names of the variables each
+    one reads), the operators the embedding is computed with, and the input's affine map."""
 
-    batchnorm: dict[str, dict]
+    operators: dict[str, Operator]
+    embedding_ops: tuple[tuple[str, str], ...]  # (name, op) of every operator the output depends on
     input_scale: float
     input_offset: float
 
+    def has(self, name: str) -> bool:
+        return name in self.operators
+
+    def param(self, name: str, role: str) -> str | None:
+        """The variable that operator ``name`` reads as ``role`` (e.g. ``pre_fc1``'s ``weight``), if any."""
+        operator = self.operators.get(name)
+        return operator.params.get(role) if operator else None
+
     def bn(self, name: str) -> dict:
-        return self.batchnorm.get(name, {})
+        """``eps``/``fix_gamma`` of BatchNorm ``name`` (MXNet's defaults where the JSON omits them)."""
+        operator = self.operators.get(name)
+        if operator is None or operator.op != "BatchNorm":
+            return {}
+        eps = operator.attrs.get("eps", BATCHNORM_DEFAULTS["eps"])
+        try:
+            eps = float(eps)
+        except (TypeError, ValueError):
+            raise ValueError(f"the symbol's BatchNorm {name!r} has eps {eps!r}, which is no number") from None
+        if not eps >= 0:
+            raise ValueError(f"the symbol's BatchNorm {name!r} has eps {eps!r}; a BatchNorm eps is >= 0")
+        return {"eps": eps, "fix_gamma": _true(operator.attrs.get("fix_gamma", BATCHNORM_DEFAULTS["fix_gamma"]))}
 
 
 def _attrs(node: dict) -> dict:
@@ -134,32 +179,72 @@ def _true(text) -> bool:
 SCALAR_OPS = {"_minus_scalar", "_plus_scalar", "_mul_scalar", "_div_scalar", "_rminus_scalar", "identity", "_copy"}
 
 
+def _sources(nodes: list, index: int, path: Path) -> list[int]:
+    """The node indices that node ``index`` reads, checked against the graph (entries are ``[node, output, ...]``)."""
+    entries = nodes[index].get("inputs", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: node {index} ({nodes[index].get('name')!r}) has malformed inputs")
+    sources = []
+    for entry in entries:
+        if not (isinstance(entry, list) and entry and isinstance(entry[0], int) and 0 <= entry[0] < len(nodes)):
+            raise ValueError(f"{path}: node {index} ({nodes[index].get('name')!r}) reads {entry!r}, which is no node "
+                             f"of the {len(nodes)} in the graph")
+        sources.append(entry[0])
+    return sources
+
+
+def _embedding_ops(nodes: list, inputs: list[list[int]], heads) -> tuple[tuple[str, str], ...]:
+    """Every operator the embedding depends on: the ancestors of ``fc1`` (the embedding of every insightface
+    recognition symbol), or of the graph's outputs when there is no ``fc1``."""
+    roots = [i for i, n in enumerate(nodes) if n.get("name") == "fc1" and n.get("op") != "null"]
+    if not roots and isinstance(heads, list):
+        roots = [h[0] for h in heads if isinstance(h, list) and h and isinstance(h[0], int) and 0 <= h[0] < len(nodes)]
+    seen, stack = set(), list(roots)
+    while stack:
+        i = stack.pop()
+        if i not in seen:
+            seen.add(i)
+            stack.extend(inputs[i])
+    return tuple((nodes[i]["name"], nodes[i]["op"]) for i in sorted(seen) if nodes[i].get("op") != "null")
+
+
 def read_symbol(path: str | os.PathLike) -> Symbol:
-    """BatchNorm ``eps``/``fix_gamma`` by layer name and ``data -> a * data + b`` before the first layer."""
+    """Every operator of the symbol with the variables it reads, and ``data -> a * data + b`` before the first
+    layer."""
     path = Path(path)
     try:
         graph = json.loads(path.read_text())
         nodes = graph["nodes"]
+        if not isinstance(nodes, list) or not all(isinstance(n, dict) and isinstance(n.get("name"), str)
+                                                  and isinstance(n.get("op"), str) for n in nodes):
+            raise TypeError("'nodes' is not a list of {op, name, inputs} objects")
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{path} is not an MXNet symbol JSON ({type(e).__name__}: {e})") from None
-    batchnorm = {}
-    for node in nodes:
-        if node.get("op") == "BatchNorm":
-            attrs = _attrs(node)
-            batchnorm[node["name"]] = {"eps": float(attrs.get("eps", BATCHNORM_DEFAULTS["eps"])),
-                                       "fix_gamma": _true(attrs.get("fix_gamma", BATCHNORM_DEFAULTS["fix_gamma"]))}
+    inputs = [_sources(nodes, i, path) for i in range(len(nodes))]
+    operators = {}
+    for node, sources in zip(nodes, inputs, strict=True):
+        if node["op"] == "null":
+            continue
+        roles = ROLES.get(node["op"], ())
+        params = {role: nodes[s]["name"] for role, s in zip(roles, sources[1:], strict=False)
+                  if nodes[s]["op"] == "null"}
+        operators[node["name"]] = Operator(node["op"], _attrs(node), params)
     consumers: dict[int, list[int]] = {}
-    for i, node in enumerate(nodes):
-        for source in node.get("inputs", []):
-            consumers.setdefault(source[0], []).append(i)
-    current = next((i for i, n in enumerate(nodes) if n.get("op") == "null" and n.get("name") == "data"), None)
+    for i, sources in enumerate(inputs):
+        for source in sources:
+            consumers.setdefault(source, []).append(i)
+    current = next((i for i, n in enumerate(nodes) if n["op"] == "null" and n["name"] == "data"), None)
     scale, offset = 1.0, 0.0
     while current is not None and len(consumers.get(current, [])) == 1:
         node = nodes[consumers[current][0]]
-        op = node.get("op")
+        op = node["op"]
         if op not in SCALAR_OPS:
             break
-        value = float(_attrs(node).get("scalar", 0.0))
+        try:
+            value = float(_attrs(node).get("scalar", 0.0))
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: {op} node {node['name']!r} has scalar {_attrs(node).get('scalar')!r}, "
+                             "which is no number") from None
         if op == "_minus_scalar":
             offset -= value
         elif op == "_plus_scalar":
@@ -171,4 +256,4 @@ def read_symbol(path: str | os.PathLike) -> Symbol:
         elif op == "_rminus_scalar":
             scale, offset = -scale, value - offset
         current = consumers[current][0]
-    return Symbol(batchnorm, scale, offset)
+    return Symbol(operators, _embedding_ops(nodes, inputs, graph.get("heads")), scale, offset)

@@ -1,7 +1,8 @@
 """PyTorch definitions of every jsphere backbone, with the reference implementations' state_dict keys and order.
 
 Written from the layouts in spec/opensphere.md §3 and spec/insightface.md §2 (OpenSphere's ``sfnet.py`` /
-``sfnet_deprecated.py`` / ``iresnet.py`` and arcface_torch's ``iresnet.py`` / ``mobilefacenet.py``), so that
+``sfnet_deprecated.py`` / ``iresnet.py`` and arcface_torch's ``iresnet.py`` / ``mobilefacenet.py``) and of
+foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_ir``), so that
 released ``.pth`` files load with ``strict=True``. Used by ``converters.check``, the export path and the
 benchmarks; ``build(name, embed_dim=512)`` mirrors ``jsphere.models.build``. Input NCHW in [-1, 1].
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from converters import torch_ir
+from jsphere.models.mobilefacenet_relu6 import SETTING as RELU6_SETTING
 from jsphere.models.sfnet import stage_channels
 
 SFNET_DEPTHS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 64: (3, 8, 16, 3)}
@@ -206,11 +209,83 @@ def get_mbf_large(num_features: int = 512, blocks=(2, 8, 12, 4), scale: int = 4)
 MOBILEFACENETS = {"mobilefacenet": get_mbf, "mobilefacenet_large": get_mbf_large}
 
 
+# ------------------------------------------------------------------- foamliu's MobileFaceNet (ReLU6, MobileNetV2)
+def conv_bn_relu6(cin, cout, kernel, stride=1, groups=1):
+    """foamliu's ``ConvBNReLU``: a Sequential [conv (bias-free, 'same' padding), BN, ReLU6]."""
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class DepthwiseSeparable(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.depthwise = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
+        self.pointwise = nn.Conv2d(c, c, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.bn2(self.pointwise(self.relu(self.bn1(self.depthwise(x))))))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, expansion):
+        super().__init__()
+        hidden = cin * expansion
+        self.residual = stride == 1 and cin == cout
+        self.conv = nn.Sequential(conv_bn_relu6(cin, hidden, 1), conv_bn_relu6(hidden, hidden, 3, stride, hidden),
+                                  nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class GDConv(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.depthwise = nn.Conv2d(c, c, 7, groups=c, bias=False)
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return self.bn(self.depthwise(x))
+
+
+class MobileFaceNetReLU6(nn.Module):
+    """foamliu/MobileFaceNet's ``MobileFaceNet`` (its released ``mobilefacenet.pt``: ``embed_dim=128``)."""
+
+    def __init__(self, embed_dim=512):
+        super().__init__()
+        self.conv1 = conv_bn_relu6(3, 64, 3, 2)
+        self.dw_conv = DepthwiseSeparable(64)
+        blocks, cin = [], 64
+        for expansion, cout, count, stride in RELU6_SETTING:
+            for i in range(count):
+                blocks.append(InvertedResidual(cin, cout, stride if i == 0 else 1, expansion))
+                cin = cout
+        self.conv2 = conv_bn_relu6(cin, 512, 1)
+        self.gdconv = GDConv(512)
+        self.conv3 = nn.Conv2d(512, embed_dim, 1)
+        self.bn = nn.BatchNorm2d(embed_dim)
+        self.features = nn.Sequential(*blocks)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = self.features(self.dw_conv(self.conv1(x)))
+        x = self.bn(self.conv3(self.gdconv(self.conv2(x))))
+        return x.reshape(x.shape[0], -1)
+
+
 def names() -> list[str]:
     out = []
     for d in SFNET_DEPTHS:
         out += [f"sfnet{d}", f"sfnet{d}_bn", f"sfnet{d}_deprecated"]
-    return out + [f"iresnet{d}" for d in IRESNET_DEPTHS] + list(MOBILEFACENETS)
+    return out + [f"iresnet{d}" for d in IRESNET_DEPTHS] + list(MOBILEFACENETS) + ["mobilefacenet_relu6"] \
+        + torch_ir.names()
 
 
 def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
@@ -222,4 +297,8 @@ def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
         return IResNet(int(name[7:]), embed_dim, **kwargs)
     if name in MOBILEFACENETS:
         return MOBILEFACENETS[name](embed_dim, **kwargs)
+    if name == "mobilefacenet_relu6":
+        return MobileFaceNetReLU6(embed_dim, **kwargs)
+    if name in torch_ir.names():
+        return torch_ir.build(name, embed_dim, **kwargs)
     raise ValueError(f"unknown model {name!r}; valid names: {', '.join(names())}")

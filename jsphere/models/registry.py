@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jsphere.models import iresnet, mobilefacenet, sfnet
+from jsphere.models import ir, iresnet, mobilefacenet, mobilefacenet_relu6, sfnet
 from jsphere.models.base import Backbone
 from jsphere.models.layers import FrozenParam
 
@@ -23,6 +23,11 @@ for _d in sorted(iresnet.DEPTHS):
     _REGISTRY[f"iresnet{_d}"] = functools.partial(iresnet.IResNet, _d)
 for _name, _variant in mobilefacenet.VARIANTS.items():
     _REGISTRY[_name] = functools.partial(mobilefacenet.MobileFaceNet, **_variant)
+_REGISTRY["mobilefacenet_relu6"] = mobilefacenet_relu6.MobileFaceNetReLU6
+for _d in sorted(ir.DEPTHS):
+    _REGISTRY[f"ir_{_d}"] = functools.partial(ir.IR, _d, se=False)
+for _d in sorted(ir.DEPTHS):
+    _REGISTRY[f"ir_se_{_d}"] = functools.partial(ir.IR, _d, se=True)
 
 
 def names() -> list[str]:
@@ -35,7 +40,8 @@ def build(name: str, *, embed_dim: int = 512, rngs: nnx.Rngs | None = None, dtyp
     """Build backbone ``name`` (NHWC [N,112,112,3] in [-1, 1] -> [N, embed_dim], not normalised).
 
     ``dtype`` is the compute dtype of the trunk (e.g. ``jnp.bfloat16``); parameters stay float32 and the
-    embedding tail (fc, features) computes in float32. Extra keyword arguments go to the model class
+    embedding tail (fc, features) computes in float32, except for ``jnp.float64`` (64-bit JAX), where both are
+    float64 (``layers.param_dtype``). Extra keyword arguments go to the model class
     (e.g. ``features_scale='trainable'`` for OpenSphere v2's IResNet, ``dropout=0.4``).
     """
     if name not in _REGISTRY:
@@ -60,9 +66,11 @@ def pure_state(model: nnx.Module) -> dict:
 
 
 def load_pure_state(model: nnx.Module, pure: dict, *, source: str = "checkpoint") -> None:
-    """Write a ``pure_state`` dict into ``model`` in place; every key and shape must match."""
+    """Write a ``pure_state`` dict into ``model`` in place; every key and shape must match. The arrays take the
+    model's dtypes (a float32 checkpoint in a float64 model, and back)."""
     state = nnx.state(model, nnx.Any(nnx.Param, FrozenParam, nnx.BatchStat))
     expected = {k: v.shape for k, v in nnx.to_flat_state(state)}
+    dtypes = {k: v.dtype for k, v in nnx.to_flat_state(state)}
     got = {k: np.shape(v) for k, v in _flatten(pure)}
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
@@ -79,8 +87,18 @@ def load_pure_state(model: nnx.Module, pure: dict, *, source: str = "checkpoint"
             problems.append("shape mismatches: " + "; ".join(
                 f"{'.'.join(map(str, k))} {tuple(g)} vs model {tuple(e)}" for k, g, e in shapes[:5]))
         raise ValueError(f"{source} does not fit {type(model).__name__}: " + "; ".join(problems))
-    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, pure))
+    nnx.replace_by_pure_dict(state, _unflatten({k: jnp.asarray(v, dtypes[k]) for k, v in _flatten(pure)}))
     nnx.update(model, state)
+
+
+def _unflatten(flat: dict[tuple, object]) -> dict:
+    tree: dict = {}
+    for key, value in flat.items():
+        node = tree
+        for part in key[:-1]:
+            node = node.setdefault(part, {})
+        node[key[-1]] = value
+    return tree
 
 
 def _flatten(tree: dict, prefix: tuple = ()) -> list[tuple[tuple, object]]:

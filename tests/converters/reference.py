@@ -20,8 +20,9 @@ def calibrate(model):
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.bias.normal_(0, 0.1)
-                if module.weight.requires_grad:
+                if module.affine:  # affine=False (AdaFace's, CurricularFace's output BN1d) has statistics only
+                    module.bias.normal_(0, 0.1)
+                if module.affine and module.weight.requires_grad:
                     module.weight.uniform_(0.5, 1.5)
                 module.momentum = None  # cumulative average over the calibration batches
             elif isinstance(module, torch.nn.PReLU):

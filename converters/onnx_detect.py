@@ -1,0 +1,124 @@
+"""Which jsphere backbone an ONNX graph's layers describe, with every shape hyper-parameter read from the graph.
+
+The depth of the residual families is the number of residual sums at each spatial size (56, 28, 14, 7): blocks
+for IResNet and IR, the blocks after each stage's first convolution for SFNet. Widths come from the layers:
+SFNet's four stride-2 stage convolutions give its ``width``, MobileFaceNet's stem gives ``scale`` and its
+stride-2 depthwise convolutions split the blocks per stage. The embedding is the output size of the last layer.
+
+* grouped convolutions: MobileFaceNet — with ``Clip(0, 6)`` activations foamliu's ``mobilefacenet_relu6``, else
+  insightface's (PReLU) ``mobilefacenet`` / ``mobilefacenet_large``;
+* PReLU with squeeze-excitation gates, 1x1 MaxPool shortcuts or stride-1 1x1 convolutions in the trunk: IR /
+  IR-SE (``ir_*``, ``ir_se_*``: basic or bottleneck units, with or without the BN inside the unit, the output
+  BN's affine parameters); other PReLU networks: IResNet (a trained ``features`` scale when it is not 1);
+* otherwise SFNet: with BatchNorm when the embedding ends in one, ``_deprecated`` when the ReLU comes before
+  the residual sum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from converters import infer
+from converters.onnx_graph import Graph, Op
+from jsphere import models
+from jsphere.models import ir, iresnet, sfnet
+
+STAGE_SIZES = (56, 28, 14, 7)
+
+
+def embed_dim(graph: Graph) -> int:
+    return int(graph.ops[-1].weight.shape[0])
+
+
+def _blocks_by_size(graph: Graph) -> tuple[int, ...]:
+    return tuple(sum(s == size for s in graph.residual_sizes) for size in STAGE_SIZES)
+
+
+def _mobilefacenet(graph: Graph, convs: list[Op], dim: int, where: str) -> infer.Found:
+    if graph.relu6:
+        if "mobilefacenet_relu6" not in models.names():
+            raise ValueError(f"{where}: a MobileFaceNet with ReLU6 (Clip) activations; this jsphere has no such "
+                             "backbone")
+        return infer.Found("mobilefacenet_relu6", dim, {}, f"foamliu's MobileFaceNet (ReLU6), {dim}-d embedding")
+    width = convs[0].weight.shape[0]
+    blocks, count = [], 0
+    for conv in convs[1:]:
+        if conv.weight.shape[2:] != (3, 3):
+            continue
+        if conv.stride == 2:
+            blocks.append(count)
+            count = 0
+        else:
+            count += 1
+    blocks.append(count)
+    if width % 64 or len(blocks) != 4:
+        raise ValueError(f"{where}: grouped convolutions as in a MobileFaceNet, but {width} stem channels and "
+                         f"{len(blocks) - 1} stride-2 3x3 convolutions (arcface_torch's: 64 * scale and 3)")
+    arch, kwargs = infer.mobilefacenet_name(tuple(blocks), width // 64)
+    return infer.Found(arch, dim, kwargs, f"MobileFaceNet scale {width // 64}, blocks {tuple(blocks)}, {dim}-d")
+
+
+def _is_ir(graph: Graph, convs: list[Op]) -> bool:
+    bottleneck = any(c.weight.shape[2:] == (1, 1) and c.stride == 1 and c.in_size not in (None, 1) for c in convs)
+    return bool(graph.gates or graph.subsamples or bottleneck)
+
+
+def _ir(graph: Graph, convs: list[Op], dim: int, where: str) -> infer.Found:
+    depth = infer.depth_of(_blocks_by_size(graph), ir.DEPTHS, "IR", where)
+    se = graph.gates > 0
+    bottleneck = any(c.weight.shape[2:] == (1, 1) and c.stride == 1 and c.in_size not in (None, 1) for c in convs)
+    kwargs: dict = {}
+    if bottleneck != ir.default_bottleneck(depth):
+        kwargs["bottleneck"] = bottleneck
+    if not bottleneck:  # the unit's first conv is followed by a BN (AdaFace) or directly by the PReLU
+        ops = graph.ops
+        first = ops.index(convs[1])
+        unit_bn = ops[first + 1].kind == "bn" or convs[1].bias is not None
+        if not unit_bn:
+            kwargs["unit_bn"] = False
+    last = graph.ops[-1]
+    if last.kind == "bn" and not (np.allclose(last.weight, 1.0) and np.allclose(last.bias, 0.0)):
+        kwargs["features_affine"] = True
+    name = f"ir_se_{depth}" if se else f"ir_{depth}"
+    return infer.Found(name, dim, kwargs, f"IR{'-SE' if se else ''}-{depth}, {dim}-d embedding")
+
+
+def _sfnet(graph: Graph, convs: list[Op], dim: int, where: str) -> infer.Found:
+    depth = infer.depth_of(_blocks_by_size(graph), sfnet.DEPTHS, "sfnet", where)
+    channels = tuple(int(c.weight.shape[0]) for c in convs if c.stride == 2)
+    if len(channels) != 4:
+        raise ValueError(f"{where}: an SFNet-like graph with {len(channels)} stride-2 convolutions (SFNet has 4)")
+    width = infer._sfnet_width(channels, where)
+    kwargs = {} if width == 1 else {"width": width}
+    size = f", {channels[0]}-channel stem" if kwargs else ""
+    if graph.ops[-1].kind == "bn":
+        return infer.Found(f"sfnet{depth}_bn", dim, kwargs, f"SFNet-{depth} with BatchNorm, {dim}-d embedding{size}")
+    if graph.residual_adds and not graph.relu_after_add:
+        return infer.Found(f"sfnet{depth}_deprecated", dim, kwargs,
+                           f"SFNet-{depth}, ReLU before the residual add (OpenSphere v1 sfnet_deprecated), "
+                           f"{dim}-d embedding{size}")
+    return infer.Found(f"sfnet{depth}", dim, kwargs,
+                       f"SFNet-{depth}, ReLU after the residual add, {dim}-d embedding{size}")
+
+
+def infer_model(graph: Graph, where: str) -> infer.Found:
+    """The jsphere backbone whose layers the graph's weighted nodes describe."""
+    convs = [op for op in graph.ops if op.kind == "conv"]
+    embedding = [op for op in graph.ops[-3:] if op.kind == "linear" or op.pointwise_on_one_pixel]
+    if not convs or not embedding:
+        linears = sum(op.kind == "linear" for op in graph.ops)
+        raise ValueError(f"{where}: {len(convs)} Conv and {linears} Gemm/MatMul nodes and no embedding layer (a "
+                         "Gemm/MatMul, or a 1x1 Conv over the 1x1 map, near the output): not a face-recognition "
+                         "backbone jsphere knows (IResNet, IR, MobileFaceNet, SFNet); name one with --arch")
+    dim = embed_dim(graph)
+    if any(c.groups > 1 for c in convs):
+        return _mobilefacenet(graph, convs, dim, where)
+    if any(op.kind == "prelu" for op in graph.ops):
+        if _is_ir(graph, convs):
+            return _ir(graph, convs, dim, where)
+        depth = infer.depth_of(_blocks_by_size(graph), iresnet.DEPTHS, "iresnet", where)
+        last = graph.ops[-1]
+        trained = last.kind == "bn" and not np.allclose(last.weight, 1.0)
+        return infer.Found(f"iresnet{depth}", dim, {"features_scale": "trainable"} if trained else {},
+                           f"IResNet-{depth}, {dim}-d embedding")
+    return _sfnet(graph, convs, dim, where)
