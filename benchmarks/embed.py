@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from benchmarks.common import interleaved, machine, setup_threads, xla_convolutions
+from benchmarks.common import interleaved, machine, setup_threads, torch_device, xla_convolutions
 from jsphere import cli
 
 
-def jsphere_runner(arch: str, batch: int, xla_conv: bool = False) -> Callable[[], object]:
+def jsphere_runner(arch: str, batch: int, xla_conv: bool = False, *, dtype: str = "fp32",
+                   model_kwargs: dict | None = None) -> Callable[[], object]:
+    """jsphere's jitted eval-mode forward (``dtype``: fp32 | bf16 compute) on a fixed batch."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -23,7 +25,8 @@ def jsphere_runner(arch: str, batch: int, xla_conv: bool = False) -> Callable[[]
 
     from jsphere import models
 
-    model = models.build(arch, embed_dim=512, rngs=nnx.Rngs(0))
+    model = models.build(arch, embed_dim=512, rngs=nnx.Rngs(0), dtype=jnp.bfloat16 if dtype == "bf16" else jnp.float32,
+                         **(model_kwargs or {}))
     model.eval()
     graphdef, state = nnx.split(model)
     forward = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
@@ -33,18 +36,24 @@ def jsphere_runner(arch: str, batch: int, xla_conv: bool = False) -> Callable[[]
     return lambda: compiled(state, x).block_until_ready()
 
 
-def torch_runner(arch: str, batch: int, device: str) -> Callable[[], object]:
+def torch_runner(arch: str, batch: int, device: str, *, dtype: str = "fp32", channels_last: bool = False,
+                 model_kwargs: dict | None = None) -> Callable[[], object]:
+    """The same model in PyTorch under ``inference_mode`` (``dtype='bf16'``: bf16 autocast; ``channels_last``:
+    model and input in NHWC memory order)."""
     import torch
 
     from converters import torch_models
 
     torch.set_num_threads(setup_threads(device))
-    dev = torch.device("cuda" if device == "gpu" else "cpu")
-    model = torch_models.build(arch, 512).to(dev).eval()
+    dev = torch_device(device)
+    model = torch_models.build(arch, 512, **(model_kwargs or {})).to(dev).eval()
     x = torch.rand(batch, 3, 112, 112, device=dev) * 2 - 1
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
     def run():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             model(x)
         if dev.type == "cuda":
             torch.cuda.synchronize()

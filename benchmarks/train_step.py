@@ -14,15 +14,16 @@ from __future__ import annotations
 import json
 import time
 
-from benchmarks.common import interleaved, machine, setup_threads, timed, xla_convolutions
+from benchmarks.common import interleaved, machine, setup_threads, timed, torch_device, xla_convolutions
 from jsphere import cli
 
 HEAD_HPARAMS = {"sphereface2": dict(magn_type="C", alpha=0.7, r=40.0, m=0.4, t=3.0, lw=10.0),
                 "arcface": dict(s=64.0, m=0.5), "cosface": dict(s=64.0, m=0.35), "sphereface": dict(s=30.0, m=1.5)}
 
 
-def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False):
-    """(runner, facts): one jitted train step on a fixed batch, and its compile time, FLOPs and memory."""
+def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False, *, model_kwargs=None):
+    """(runner, facts): one jitted train step on a fixed batch, and its compile time, FLOPs and memory;
+    ``model_kwargs``: the backbone's extra constructor arguments (e.g. ``{"width": 0.5}``)."""
     import jax
     import numpy as np
     from absl import flags
@@ -33,6 +34,7 @@ def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False):
 
     c = get_base_config()
     c.model.name, c.model.dtype = arch, {"bf16": "bfloat16", "fp32": "float32"}[dtype]
+    c.model.kwargs.update(model_kwargs or {})
     c.head.name = head
     c.head.hparams.update(HEAD_HPARAMS.get(head, {}))
     c.batch_size, c.total_steps, c.num_devices = batch, 10**6, 1
@@ -54,28 +56,35 @@ def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False):
         holder["state"], metrics = compiled(holder["state"], data)
         jax.block_until_ready(metrics)
 
-    cost = compiled.cost_analysis()
+    cost, written = compiled.cost_analysis(), lowered.cost_analysis()  # after XLA's passes; as written
     cost = cost[0] if isinstance(cost, list) else cost
+    written = written[0] if isinstance(written, list) else written
     memory = compiled.memory_analysis()
     return run, {"compile_s": compile_s, "flops": float(cost.get("flops", 0.0)) if cost else 0.0,
+                 "flops_lowered": float(written.get("flops", 0.0)) if written else 0.0,
                  "peak_bytes": getattr(memory, "temp_size_in_bytes", 0) + getattr(memory, "argument_size_in_bytes", 0)
                  if memory else 0}
 
 
-def torch_step(arch, head, batch, classes, dtype, device):
-    """A runner of the same model/head/optimizer step in PyTorch."""
+def torch_step(arch, head, batch, classes, dtype, device, *, channels_last=False, model_kwargs=None):
+    """A runner of the same model/head/optimizer step in PyTorch (``channels_last``: model and input in NHWC
+    memory order)."""
     import torch
 
     from converters import torch_heads, torch_models
 
-    dev = torch.device("cuda" if device == "gpu" else "cpu")
+    dev = torch_device(device)
     torch.set_num_threads(setup_threads(device))
-    model = torch_models.build(arch, 512).to(dev).train()
+    model = torch_models.build(arch, 512, **(model_kwargs or {})).to(dev).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     loss_head = torch_heads.HEADS[head](512, classes, **HEAD_HPARAMS.get(head, {})).to(dev)
     opt = torch.optim.SGD(list(model.parameters()) + list(loss_head.parameters()), lr=0.1, momentum=0.9,
                           weight_decay=5e-4)
     x = torch.rand(batch, 3, 112, 112, device=dev) * 2 - 1
     y = torch.randint(0, classes, (batch,), device=dev)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
     def run():
@@ -91,12 +100,11 @@ def torch_step(arch, head, batch, classes, dtype, device):
     return run
 
 
-def matmul_peak_flops() -> float:
-    """Measured bf16 matmul throughput of the accelerator (FLOP/s), the MFU denominator."""
+def matmul_peak_flops(n: int = 8192) -> float:
+    """Measured bf16 matmul throughput of the accelerator (FLOP/s) on n x n matrices, the MFU denominator."""
     import jax
     import jax.numpy as jnp
 
-    n = 8192
     a = jnp.ones((n, n), jnp.bfloat16)
     f = jax.jit(lambda a: a @ a)
     median, _ = timed(lambda: f(a).block_until_ready(), 10, warmup=2)
