@@ -221,7 +221,7 @@ def _torch_pair(family, model, hparams_head, config, jsphere_model, state):
         {k: torch.from_numpy(np.array(v, np.float64)) for k, v in mapping.pure_to_torch(jsphere_model, pure).items()},
         strict=False)
     assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
-    w = np.asarray(state.params["head"]["w"], np.float64)
+    w = np.array(state.params["head"]["w"], np.float64)
     if family == "arcface_torch":
         return backbone, PartialFC(CombinedMarginLoss(**hparams_head), w)
     v2 = family == "v2"
