@@ -61,6 +61,19 @@ def parse(text: str, flag: str = "--input-convention") -> InputConvention:
         raise ValueError(f"{flag} {text!r}: {e}") from None
 
 
+def add_argument(parser, default: str) -> None:
+    """The ``--input-convention`` option of every importer; ``default`` says what applies when it is absent."""
+    parser.add_argument("--input-convention", default=None, metavar="CONVENTION",
+                        help="what the model takes: rgb (jsphere, insightface, face.evoLVe), bgr (AdaFace, TreB1eN), "
+                             'imagenet (foamliu), or JSON {"channels": "BGR", "mean": [...], "std": [...]} in 0-255 '
+                             f"units; default: {default}")
+
+
+def from_argument(text: str | None) -> InputConvention | None:
+    """The ``--input-convention`` given, or None (the importer decides)."""
+    return parse(text) if text else None
+
+
 def torch_input_adapter(model, convention: InputConvention):
     """``model`` (a torch reference model taking ``convention``) as a module taking jsphere's input; the model
     itself when the conventions agree."""

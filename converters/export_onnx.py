@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import conventions, export_torch, staging
-from jsphere import cli
+from converters import conventions, export_torch
+from jsphere import cli, outputs
 from jsphere.inference import InputConvention
 
 AGREE_COSINE = 0.99999
@@ -82,9 +82,9 @@ def export(ckpt: str, out: str, *, step: int | None = None, opset: int = 17, che
         raise ValueError(f"exporting to ONNX needs torch and onnx ({e.name} is missing): "
                          "pip install 'jsphere[torch,onnx]'") from None
     check_opset(opset)
-    staging.check_free(out, overwrite=overwrite, folder=False)
+    outputs.check_free(out, overwrite=overwrite, folder=False)
     model, weights = _reference_model(ckpt, step)
-    with staging.staged_file(out, overwrite=overwrite) as tmp:
+    with outputs.staged_file(out, overwrite=overwrite) as tmp:
         _write(model, tmp, opset)
         if not check:
             return None
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", type=int, default=None)
     p.add_argument("--opset", type=int, default=17, help=f"ONNX opset, {OPSETS[0]} to {OPSETS[-1]} (default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
-    staging.add_overwrite_argument(p)
+    outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
     figures = export(a.ckpt, a.out, step=a.step, opset=a.opset, check=not a.no_verify, overwrite=a.overwrite)
     print(f"wrote {a.out}")

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from converters import layouts, mapping, staging
-from jsphere import checkpoint, cli, models
+from converters import layouts, mapping
+from jsphere import checkpoint, cli, models, outputs
 
 
 def torch_state_dicts(ckpt: str, step: int | None = None):
@@ -62,7 +62,7 @@ def export(ckpt: str, layout: str, out: str, step: int | None = None, *, overwri
 
     if layout not in layouts.LAYOUTS:
         raise ValueError(f"--layout must be one of {layouts.LAYOUTS}, got {layout!r}")
-    staging.check_free(out, overwrite=overwrite, folder=layout == "opensphere-v1")
+    outputs.check_free(out, overwrite=overwrite, folder=layout == "opensphere-v1")
     backbone, head, weights = torch_state_dicts(ckpt, step)
 
     def tensors(params):
@@ -74,13 +74,13 @@ def export(ckpt: str, layout: str, out: str, step: int | None = None, *, overwri
                                                          "head": tensors(head) if head else OrderedDict()}
         if layout == "adaface":
             obj = {"state_dict": OrderedDict((f"model.{k}", v) for k, v in backbone.items())}
-        with staging.staged_file(out, overwrite=overwrite) as tmp:
+        with outputs.staged_file(out, overwrite=overwrite) as tmp:
             torch.save(obj, tmp)
         return [out]
     files = {f"backbone_{weights.step}.pth": OrderedDict((f"module.{k}", v) for k, v in backbone.items())}
     if head:
         files[f"head_{weights.step}.pth"] = OrderedDict((f"module.{k}", v) for k, v in tensors(head).items())
-    with staging.staged_dir(out, overwrite=overwrite) as tmp:
+    with outputs.staged_dir(out, overwrite=overwrite) as tmp:
         for name, state in files.items():
             torch.save(state, tmp / name)
     return [out / name for name in files]
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layout", required=True, choices=layouts.LAYOUTS)
     p.add_argument("--out", required=True)
     p.add_argument("--step", type=int, default=None)
-    staging.add_overwrite_argument(p)
+    outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
     for path in export(a.ckpt, a.layout, a.out, a.step, overwrite=a.overwrite):
         print(f"wrote {path}")

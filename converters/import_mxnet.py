@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import folding, import_torch, mxnet_params, staging
-from jsphere import cli
+from converters import folding, import_torch, mxnet_params
+from jsphere import cli, outputs
 
 INSIGHTFACE_INPUT = (0.0078125, -127.5 * 0.0078125)  # data = (data - 127.5) * 0.0078125 in every recognition symbol
 CLASSIFIER = re.compile(r"^fc7(_|$)")
@@ -249,7 +249,7 @@ def symbol_path_for(params: Path) -> Path:
 
 def import_params(params: str, out: str, *, symbol: str | None = None, arch: str = import_torch.AUTO,
                   kwargs: dict | None = None, report=None, overwrite: bool = False) -> Path:
-    staging.check_free(out, overwrite=overwrite)
+    outputs.check_free(out, overwrite=overwrite)
     params_path = Path(params)
     if not params_path.exists():
         raise FileNotFoundError(f"{params_path} does not exist")
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--symbol", default=None, help="model-symbol.json (default: beside the params)")
     import_torch.add_model_arguments(p)
     p.add_argument("--out", required=True)
-    staging.add_overwrite_argument(p)
+    outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
     path = import_params(a.params, a.out, symbol=a.symbol, arch=a.arch,
                          kwargs=import_torch.parse_json_object(a.model_kwargs, "--model-kwargs"),

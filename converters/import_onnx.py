@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import conventions, folding, import_torch, infer, layer_order, onnx_detect, onnx_graph, staging
-from jsphere import cli, models
+from converters import conventions, folding, import_torch, infer, layer_order, onnx_detect, onnx_graph
+from jsphere import cli, models, outputs
 from jsphere.inference import JSPHERE, InputConvention
 
 LAYOUT = "onnx"
@@ -198,7 +198,7 @@ def import_onnx(path: str, out: str, *, arch: str = import_torch.AUTO, kwargs: d
     """Import ``path`` into a checkpoint at ``out``; ``convention_override`` is what the graph's input is (its
     channel order and normalisation, e.g. BGR for AdaFace's models), for graphs that do not normalise it
     themselves."""
-    staging.check_free(out, overwrite=overwrite)
+    outputs.check_free(out, overwrite=overwrite)
     where = str(path)
     graph = onnx_graph.read(path)
     found = resolve(graph, where, arch, kwargs)
@@ -230,16 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--onnx", required=True, help="model.onnx")
     import_torch.add_model_arguments(p)
     p.add_argument("--out", required=True)
-    p.add_argument("--input-convention", default=None, metavar="CONVENTION",
-                   help="what the graph's input is when the graph does not normalise it itself: rgb (default: "
-                        "jsphere's, insightface's), bgr (AdaFace, TreB1eN), imagenet, or JSON {\"channels\", "
-                        "\"mean\", \"std\"} in 0-255 units")
-    staging.add_overwrite_argument(p)
+    conventions.add_argument(p, "the graph's own preprocessing, else rgb (a graph does not say its channel "
+                                "order)")
+    outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
     path = import_onnx(a.onnx, a.out, arch=a.arch, kwargs=import_torch.parse_json_object(a.model_kwargs,
                                                                                         "--model-kwargs"),
                        report=import_torch.print_found, overwrite=a.overwrite,
-                       convention_override=conventions.parse(a.input_convention) if a.input_convention else None)
+                       convention_override=conventions.from_argument(a.input_convention))
     print(f"wrote {path}")
     return 0
 

@@ -24,8 +24,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from converters import conventions, infer, layouts, mapping, pth, staging
-from jsphere import checkpoint, cli, models
+from converters import conventions, infer, layouts, mapping, pth
+from jsphere import checkpoint, cli, models, outputs
 from jsphere.inference import JSPHERE, InputConvention
 from jsphere.models import mobilefacenet
 
@@ -144,7 +144,7 @@ def save(out: str, *, found: infer.Found, pure: dict, source: dict, step: int = 
             "source": source}
     if found.input is not None:
         meta["input"] = found.input
-    with staging.staged_dir(out, overwrite=overwrite) as tmp:
+    with outputs.staged_dir(out, overwrite=overwrite) as tmp:
         written = checkpoint.save_weights(tmp, step=step, backbone=pure, head=head, meta=meta)
         relative = written.relative_to(tmp.resolve())
     return Path(out).expanduser().resolve() / relative
@@ -179,7 +179,7 @@ def import_checkpoint(arch: str, backbone: str, out: str, *, head: str | None = 
     """Import ``backbone`` (and an OpenSphere head) into a checkpoint at ``out``; ``arch`` may be ``'auto'``.
     ``report(found, layout)`` is called with what was recognised before anything is written; ``input_convention``
     replaces the one the file's origin implies."""
-    staging.check_free(out, overwrite=overwrite)
+    outputs.check_free(out, overwrite=overwrite)
     bkb_sd, head_sd, layout = layouts.split_checkpoint(pth.load(backbone), str(backbone))
     head_layout = layout
     if head:
@@ -246,13 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embed-dim", type=int, default=None)
     p.add_argument("--num-classes", type=int, default=None, help="check the head's class count")
     p.add_argument("--out", required=True)
-    p.add_argument("--input-convention", default=None, metavar="CONVENTION",
-                   help="what the model takes: rgb (jsphere, insightface, face.evoLVe), bgr (AdaFace, TreB1eN), "
-                        'imagenet (foamliu), or JSON {"channels": "BGR", "mean": [...], "std": [...]} in 0-255 '
-                        "units; default: decided from the file")
-    staging.add_overwrite_argument(p)
+    conventions.add_argument(p, "decided from the file")
+    outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
-    convention = conventions.parse(a.input_convention) if a.input_convention else None
+    convention = conventions.from_argument(a.input_convention)
     path = import_checkpoint(a.arch, a.backbone, a.out, head=a.head, head_name=a.head_name,
                              head_hparams=parse_json_object(a.head_hparams, "--head-hparams"),
                              embed_dim=a.embed_dim, num_classes=a.num_classes,
