@@ -2,9 +2,9 @@
 [--rounds 5] [--pnet-softmax channel|opensphere]``
 
 Face detection throughput (images/s, one photo at a time, as ``jsphere.align`` and ``jsphere.embed --detect``
-run it) of jsphere's MTCNN and of the PyTorch reference that follows OpenSphere's code (``converters.torch_mtcnn``:
-one P-Net call per pyramid scale, crops resized one by one), with the same weights on the same photos, timed in
-turns on every core.
+run it) of jsphere's MTCNN and of the PyTorch reference that follows OpenSphere's code
+(``converters.torch_reference.mtcnn``: one P-Net call per pyramid scale, crops resized one by one), with the same
+weights on the same photos, timed in turns on every core.
 
 ``--weights``: OpenSphere's ``face_alignment/mtcnn_pytorch/src/weights`` (or facenet-pytorch's ``data``) — real
 weights find real faces, so both sides do the work a real photo costs; without it the networks are random (the
@@ -80,7 +80,8 @@ def _torch_nets(params: dict[str, np.ndarray], pnet_softmax: str):
     """The reference networks holding ``params`` (jsphere's layout mapped back to OpenSphere's state_dict)."""
     import torch
 
-    from converters import import_mtcnn, torch_mtcnn
+    from converters import import_mtcnn
+    from converters.torch_reference import mtcnn as torch_mtcnn
 
     nets = torch_mtcnn.OpenSphereNets(pnet_softmax)
     for net, module in nets.items():
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
     import torch
     from PIL import Image
 
-    from converters import torch_mtcnn
+    from converters.torch_reference import mtcnn as torch_mtcnn
     from jsphere.detect import Detector, DetectorConfig, photos, weights
 
     torch.set_num_threads(cores)

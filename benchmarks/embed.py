@@ -2,7 +2,7 @@
 [--device cpu|gpu] [--xla-baseline]``
 
 Inference throughput (eval mode, no flip) of jsphere's jitted forward and of the same PyTorch model
-(``converters.torch_models``) under ``torch.inference_mode``, same batch and threads, timed in turns. With
+(``converters.torch_reference.backbones``) under ``torch.inference_mode``, same batch and threads, timed in turns. With
 ``--xla-baseline`` jsphere also runs with XLA's own CPU convolution (what ``jsphere.models.cpu_conv`` replaces).
 """
 
@@ -42,11 +42,11 @@ def torch_runner(arch: str, batch: int, device: str, *, dtype: str = "fp32", cha
     model and input in NHWC memory order)."""
     import torch
 
-    from converters import torch_models
+    from converters.torch_reference import backbones as torch_backbones
 
     torch.set_num_threads(setup_threads(device))
     dev = torch_device(device)
-    model = torch_models.build(arch, 512, **(model_kwargs or {})).to(dev).eval()
+    model = torch_backbones.build(arch, 512, **(model_kwargs or {})).to(dev).eval()
     x = torch.rand(batch, 3, 112, 112, device=dev) * 2 - 1
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)

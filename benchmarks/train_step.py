@@ -2,8 +2,8 @@
 [--dtype fp32|bf16] [--device cpu|gpu] [--classes 8631] [--no-torch] [--xla-baseline]``
 
 Median step time and img/s of jsphere's jit train step (forward + loss + backward + SGD update; compilation
-timed separately) and of the same model/head/optimizer step in PyTorch (``converters.torch_models`` and
-``converters.torch_heads``), in one run, same batch, same threads, timed in turns; ``--xla-baseline`` adds
+timed separately) and of the same model/head/optimizer step in PyTorch (``converters.torch_reference.backbones`` and
+``converters.torch_reference.heads``), in one run, same batch, same threads, timed in turns; ``--xla-baseline`` adds
 jsphere with XLA's own CPU convolution (what ``jsphere.models.cpu_conv`` replaces). On a GPU also MFU (XLA's
 FLOP count over the measured bf16 matmul peak) and peak memory, with PyTorch AMP (bf16 autocast) as the
 reference.
@@ -71,11 +71,12 @@ def torch_step(arch, head, batch, classes, dtype, device, *, channels_last=False
     memory order)."""
     import torch
 
-    from converters import torch_heads, torch_models
+    from converters.torch_reference import backbones as torch_backbones
+    from converters.torch_reference import heads as torch_heads
 
     dev = torch_device(device)
     torch.set_num_threads(setup_threads(device))
-    model = torch_models.build(arch, 512, **(model_kwargs or {})).to(dev).train()
+    model = torch_backbones.build(arch, 512, **(model_kwargs or {})).to(dev).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_head = torch_heads.HEADS[head](512, classes, **HEAD_HPARAMS.get(head, {})).to(dev)

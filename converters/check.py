@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import import_torch, infer, layouts, pth, torch_models
+from converters import import_torch, infer, layouts, pth
+from converters.torch_reference import backbones as torch_backbones
 from jsphere import cli, observe
 
 AGREE_COSINE = 0.9999
@@ -61,7 +62,7 @@ def compare(found: infer.Found, state_dict: dict, file: str, images: np.ndarray,
     models.load_pure_state(model, pure, source=file)
     ours = Embedder(model, batch_size=BATCH).embed(images, flip="none", label=f"jsphere {found.arch}",
                                                    progress=progress)
-    reference = torch_models.build(found.arch, found.embed_dim, **found.kwargs)
+    reference = torch_backbones.build(found.arch, found.embed_dim, **found.kwargs)
     reference.load_state_dict({k: torch.from_numpy(np.array(v, np.float32 if np.asarray(v).dtype.kind == "f"
                                                             else np.asarray(v).dtype))
                                for k, v in state_dict.items()})
@@ -88,7 +89,7 @@ def _load_images(a) -> tuple[np.ndarray, object]:
 def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.check", description=__doc__)
     p.add_argument("--pth", required=True)
-    import_torch.add_model_arguments(p, torch_models.names())
+    import_torch.add_model_arguments(p, torch_backbones.names())
     p.add_argument("--images", default=None, help="folder, list file or .npy of aligned 112x112 images")
     p.add_argument("--pairs", default=None, help="a pair file (any published form): side-by-side verification accuracy")
     p.add_argument("--data-dir", default=None)

@@ -1,15 +1,15 @@
 """``python -m converters.export_onnx --ckpt DIR --out model.onnx [--step N] [--opset 17] [--no-verify]``:
 any jsphere backbone as an ONNX model that runs where insightface's released ones do.
 
-The checkpoint's weights fill our PyTorch reference definition of the model (``converters.torch_models``, the
-same tensors ``converters.export_torch`` writes), which PyTorch's TorchScript-based exporter writes in eval mode:
-input ``input`` float32 [N, 3, 112, 112] RGB in ``(x - 127.5) / 127.5`` (insightface's ``ArcFaceONNX`` uses
-mean = std = 127.5 for graphs without in-graph normalisation, so it needs no setting), output ``embedding``
-[N, D] (not normalised), dynamic batch size; BatchNorms after convolutions are folded into them by the exporter.
-A model imported with another input convention takes this input too: a BGR model's channel swap is folded into its
-first convolution, another normalisation becomes an in-graph multiply-add (``converters.conventions``).
-With onnxruntime installed the file is checked after writing: onnxruntime and jsphere embed the same rendered
-faces and must agree (min cosine >= 0.99999). Needs ``pip install 'jsphere[torch,onnx]'``.
+The checkpoint's weights fill our PyTorch reference definition of the model
+(``converters.torch_reference.backbones``, the same tensors ``converters.export_torch`` writes), which PyTorch's
+TorchScript-based exporter writes in eval mode: input ``input`` float32 [N, 3, 112, 112] RGB in ``(x - 127.5) /
+127.5`` (insightface's ``ArcFaceONNX`` uses mean = std = 127.5 for graphs without in-graph normalisation, so it
+needs no setting), output ``embedding`` [N, D] (not normalised), dynamic batch size; BatchNorms after convolutions
+are folded into them by the exporter. A model imported with another input convention takes this input too: a BGR
+model's channel swap is folded into its first convolution, another normalisation becomes an in-graph multiply-add
+(``converters.conventions``). With onnxruntime installed the file is checked after writing: onnxruntime and jsphere
+embed the same rendered faces and must agree (min cosine >= 0.99999). Needs ``pip install 'jsphere[torch,onnx]'``.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def check_opset(opset: int) -> None:
 
 
 def _reference_model(ckpt: str, step: int | None):
-    from converters import torch_models
+    from converters.torch_reference import backbones as torch_backbones
 
     state, _, weights = export_torch.torch_state_dicts(ckpt, step)
     spec = weights.meta["model"]
-    model = torch_models.build(spec["name"], int(spec["embed_dim"]), **spec.get("kwargs", {}))
+    model = torch_backbones.build(spec["name"], int(spec["embed_dim"]), **spec.get("kwargs", {}))
     model.load_state_dict(state, strict=True)
     convention = InputConvention.from_meta(weights.meta.get("input"))  # imported from AdaFace, foamliu ...
     return conventions.torch_input_adapter(model.eval(), convention), weights

@@ -1,8 +1,8 @@
 """``python -m converters.export_torch --ckpt DIR --layout opensphere-v1|opensphere-v2|insightface --out PATH``
 
 Writes what OpenSphere's and insightface's own model classes load with ``strict=True``: the state_dict of
-``converters.torch_models`` (the reference key names and order, float32, ``num_batches_tracked``), filled with
-the checkpoint's weights.
+``converters.torch_reference.backbones`` (the reference key names and order, float32, ``num_batches_tracked``),
+filled with the checkpoint's weights.
 
 * ``insightface``: PATH is the ``backbone.pth`` file (plain state_dict).
 * ``opensphere-v2``: PATH is the ``model_<step>.pth`` file, ``{'backbone': sd, 'head': sd}`` (head ``w`` [C, D]).
@@ -37,14 +37,14 @@ def torch_state_dicts(ckpt: str, step: int | None = None):
     """(backbone state_dict of torch tensors in reference order, head params as numpy or None, weights)."""
     import torch
 
-    from converters import torch_models
+    from converters.torch_reference import backbones as torch_backbones
 
     weights = checkpoint.load_weights(ckpt, step)
     spec = weights.meta["model"]
     model = nnx.eval_shape(lambda: models.build(spec["name"], embed_dim=int(spec["embed_dim"]), rngs=nnx.Rngs(0),
                                                 **spec.get("kwargs", {})))  # the module tree only
     tensors = mapping.pure_to_torch(model, weights.backbone)
-    reference = torch_models.build(spec["name"], int(spec["embed_dim"]), **spec.get("kwargs", {}))
+    reference = torch_backbones.build(spec["name"], int(spec["embed_dim"]), **spec.get("kwargs", {}))
     result = reference.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=False)
     unexpected_missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if unexpected_missing or result.unexpected_keys:

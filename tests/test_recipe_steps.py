@@ -29,144 +29,23 @@ import ml_collections
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from configs.base import get_base_config
-from converters import mapping, torch_heads, torch_models
+from converters import mapping
+from converters.torch_reference import backbones as torch_backbones
+from converters.torch_reference import heads as torch_heads
+from converters.torch_reference.loops import (
+    CombinedMarginLoss,
+    PartialFC,
+    arcface_torch_loop,
+    opensphere_v1_loop,
+    opensphere_v2_loop,
+)
 from jsphere import models, parallel, trainers
 
 BATCH, CLASSES, EMBED, STEPS = 8, 300, 32, 4
 RTOL = 1e-8
 ATOL = 1e-12  # float64 rounding (1e-16) amplified 1e4 times, of a tensor of size 1
-
-
-# ------------------------------------------------------------------------------------------- the replicas
-class PolynomialLRWarmup(torch.optim.lr_scheduler.LRScheduler):
-    """arcface_torch ``lr_scheduler.py``: torch's chained form, the first value is the optimizer's own lr."""
-
-    def __init__(self, optimizer, warmup_iters: int, total_iters: int, power: float = 1.0):
-        self.warmup_iters, self.total_iters, self.power = warmup_iters, total_iters, power
-        super().__init__(optimizer)
-
-    def get_lr(self):
-        e, w, t = self.last_epoch, self.warmup_iters, self.total_iters
-        if e == 0 or e > t:
-            return [group["lr"] for group in self.optimizer.param_groups]
-        if e <= w:
-            return [base * e / w for base in self.base_lrs]
-        factor = ((1.0 - (e - w) / (t - w)) / (1.0 - (e - 1 - w) / (t - w))) ** self.power
-        return [group["lr"] * factor for group in self.optimizer.param_groups]
-
-
-class DistCrossEntropy(torch.autograd.Function):
-    """``partial_fc_v2.DistCrossEntropyFunc`` on one process: softmax, clamped log of the target, hand-written
-    backward ``(softmax - onehot) / batch``."""
-
-    @staticmethod
-    def forward(ctx, logits, label):
-        probs = (logits - logits.max(dim=1, keepdim=True)[0]).exp()
-        probs = probs / probs.sum(dim=1, keepdim=True)
-        ctx.save_for_backward(probs, label)
-        return probs.gather(1, label).clamp_min(1e-30).log().mean() * (-1)
-
-    @staticmethod
-    def backward(ctx, loss_gradient):
-        probs, label = ctx.saved_tensors
-        grad = probs.clone()
-        grad[torch.arange(len(label)), label.view(-1)] -= 1
-        return grad / probs.shape[0] * loss_gradient.item(), None
-
-
-class CombinedMarginLoss(nn.Module):
-    """``losses.CombinedMarginLoss`` (every row is positive on one process), in place under no_grad as written."""
-
-    def __init__(self, s, m1, m2, m3, interclass_filtering_threshold=0.0):
-        super().__init__()
-        self.s, self.m1, self.m2, self.m3 = s, m1, m2, m3
-        self.threshold = interclass_filtering_threshold
-
-    def forward(self, logits, labels):
-        rows, cols = torch.arange(len(labels)), labels.view(-1)
-        if self.threshold > 0:
-            with torch.no_grad():
-                dirty = (logits > self.threshold).to(logits.dtype)
-                mask = torch.ones_like(logits).scatter_(1, labels, 0)
-                tensor_mul = 1 - dirty * mask
-            logits = tensor_mul * logits
-        target_logit = logits[rows, cols]
-        if self.m1 == 1.0 and self.m3 == 0.0:
-            with torch.no_grad():
-                target_logit.arccos_()
-                logits.arccos_()
-                logits[rows, cols] = target_logit + self.m2
-                logits.cos_()
-            return logits * self.s
-        logits[rows, cols] = target_logit - self.m3
-        return logits * self.s
-
-
-class PartialFC(nn.Module):
-    """``PartialFC_V2`` with sample rate 1 on one process: raw weight, normalised only inside the forward."""
-
-    def __init__(self, margin_loss, weight: np.ndarray):
-        super().__init__()
-        self.margin_softmax = margin_loss
-        self.weight = nn.Parameter(torch.from_numpy(weight.copy()))
-
-    def forward(self, embeddings, labels):
-        labels = labels.view(-1, 1)
-        logits = F.linear(F.normalize(embeddings), F.normalize(self.weight)).clamp(-1, 1)
-        return DistCrossEntropy.apply(self.margin_softmax(logits, labels), labels)
-
-
-def arcface_torch_loop(backbone, head, batches, *, lr, weight_decay, warmup, total):
-    opt = torch.optim.SGD([{"params": backbone.parameters()}, {"params": head.parameters()}], lr=lr, momentum=0.9,
-                          weight_decay=weight_decay)
-    scheduler = PolynomialLRWarmup(opt, warmup, total)
-    for img, labels in batches:
-        used_lr = opt.param_groups[0]["lr"]
-        loss = head(backbone(img), labels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(backbone.parameters(), 5)
-        opt.step()
-        opt.zero_grad()
-        scheduler.step()
-        yield float(loss.detach()), used_lr
-
-
-def opensphere_v2_loop(backbone, head, batches, *, lr, weight_decay, milestones, clip):
-    groups = [{"params": backbone.parameters(), "lr": lr, "weight_decay": weight_decay},
-              {"params": head.parameters(), "lr": lr, "weight_decay": weight_decay}]
-    opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), 0.1)
-    for img, labels in batches:
-        used_lr = opt.param_groups[0]["lr"]
-        opt.zero_grad()
-        loss = head(backbone(img), labels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(backbone.parameters()) + list(head.parameters()), clip)
-        opt.step()
-        scheduler.step()
-        yield float(loss.detach()), used_lr
-
-
-def opensphere_v1_loop(backbone, head, batches, *, lr, weight_decay, milestones, clip):
-    modules = [backbone, head]
-    opts = [torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay) for m in modules]
-    schedulers = [torch.optim.lr_scheduler.MultiStepLR(o, list(milestones), 0.1) for o in opts]
-    for img, labels in batches:
-        used_lr = opts[0].param_groups[0]["lr"]
-        for opt in opts:
-            opt.zero_grad()
-        loss = head(backbone(img), labels)
-        loss.backward()
-        for module in modules:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm=clip)
-        for opt, scheduler in zip(opts, schedulers, strict=True):
-            opt.step()
-            scheduler.step()
-        yield float(loss.detach()), used_lr
 
 
 # ---------------------------------------------------------------------------------------------- recipes
@@ -215,7 +94,7 @@ def _batches(seed: int):
 
 
 def _torch_pair(family, model, hparams_head, config, jsphere_model, state):
-    backbone = torch_models.build(model[0], EMBED, **model[1]).double().train()
+    backbone = torch_backbones.build(model[0], EMBED, **model[1]).double().train()
     pure = models.pure_state(jsphere_model)
     missing, unexpected = backbone.load_state_dict(
         {k: torch.from_numpy(np.array(v, np.float64)) for k, v in mapping.pure_to_torch(jsphere_model, pure).items()},

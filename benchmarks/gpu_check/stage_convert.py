@@ -1,4 +1,4 @@
-"""Stage ``convert``: a random-weight PyTorch backbone (the suite's ``tests.converters.reference``: random BN
+"""Stage ``convert``: a random-weight PyTorch backbone (``converters.torch_reference.random_weights``: random BN
 affines and PReLU slopes, BN statistics measured on random images), imported with ``converters.import_torch``,
 embeds the same synthetic faces with jsphere on the device as with PyTorch on the device.
 
@@ -39,8 +39,8 @@ def run(name: str, profile: Profile, ctx: Context) -> None:
 
     from benchmarks.common import torch_device
     from converters import import_torch
+    from converters.torch_reference.random_weights import normalised_nchw, random_torch_model
     from jsphere.inference import Embedder
-    from tests.converters.reference import normalised_nchw, random_torch_model
 
     model_spec = profile.convert_model
     images = faces(ctx.work / "convert_faces", profile.convert_images)

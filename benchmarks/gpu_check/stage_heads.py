@@ -3,10 +3,8 @@ at JAX's default matmul precision (TF32 on Ampere/Hopper GPUs) and at ``highest`
 
 The float64 reference of every head is jsphere's own head run in float64 on the CPU — the function the suite
 checks against OpenSphere's float64 values (``tests/heads/test_reference_values.py``) and against independent
-float64 PyTorch implementations (``tests/heads/torch_reference.py``). Where the suite has such an independent
-implementation, the device result is also compared with it directly. The suite's references are imported from
-the checkout's ``tests`` package: the check runs from the checkout (as on the GPU machine), not from an
-installed jsphere.
+float64 PyTorch implementations (``converters/torch_reference/losses.py``). Where the suite has such an independent
+implementation (``losses.HEAD_CASES``), the device result is also compared with it directly.
 
 Errors: the loss's relative error, and per gradient leaf max |device - reference| over max |reference|. Pass:
 at ``highest`` every loss within 1e-4 and every gradient within 1e-3 (float32 rounding of a D-term dot product
@@ -101,8 +99,8 @@ def run(name: str, profile: Profile, ctx: Context) -> None:
     from jsphere import heads
 
     try:
-        from tests.heads.test_independent_references import CASES
-    except ImportError as e:  # no PyTorch (or pytest): the float64 jsphere references alone
+        from converters.torch_reference.losses import HEAD_CASES as CASES
+    except ImportError as e:  # no PyTorch: the float64 jsphere references alone
         print(f"  no independent PyTorch references: {e}", flush=True)
         CASES = []
 

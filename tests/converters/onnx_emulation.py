@@ -1,7 +1,7 @@
 """The layers PyTorch's ONNX exporter writes for a reference model, without exporting: for the deep backbones,
 whose real export takes minutes on two cores.
 
-The reference model (``converters.torch_models``) runs on the ``meta`` device (shapes only, no weights, no
+The reference model (``converters.torch_reference.backbones``) runs on the ``meta`` device (shapes only, no weights, no
 arithmetic) under a ``TorchFunctionMode`` that records every operator with the tensors it reads and writes. What
 the TorchScript exporter does in eval mode is then applied: a BatchNorm that reads a convolution's output is
 folded into it (the convolution gains a bias), PReLU slopes become [C, 1, 1], Dropout disappears, ReLU6 is a
@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from converters import onnx_graph, torch_models
+from converters import onnx_graph
+from converters.torch_reference import backbones as torch_backbones
 
 SIZE = 112
 
@@ -44,7 +45,7 @@ def _tensors(args) -> list[torch.Tensor]:
 def emulate(name: str, embed_dim: int, **kwargs) -> onnx_graph.Graph:
     """The graph ``onnx_graph.read`` would return for ``export_onnx``'s file of backbone ``name``."""
     with torch.device("meta"):
-        model = torch_models.build(name, embed_dim, **kwargs).eval()
+        model = torch_backbones.build(name, embed_dim, **kwargs).eval()
     params = {id(p) for p in model.parameters()} | {id(b) for b in model.buffers()}
     recorder = _Recorder()
     with torch.no_grad(), recorder:

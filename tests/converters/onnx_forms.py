@@ -19,7 +19,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from converters import import_onnx, onnx_graph, torch_models
+from converters import import_onnx, onnx_graph
+from converters.torch_reference import backbones as torch_backbones
 
 SETTING = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
 
@@ -91,7 +92,7 @@ def imported_reference(path, arch=import_onnx.import_torch.AUTO, kwargs=None):
     (everything import_onnx does before writing the checkpoint)."""
     graph = onnx_graph.read(path)
     found = import_onnx.resolve(graph, str(path), arch, kwargs)
-    back = torch_models.build(found.arch, found.embed_dim, **found.kwargs)
+    back = torch_backbones.build(found.arch, found.embed_dim, **found.kwargs)
     sd = import_onnx.to_torch_state_dict(graph, found, str(path))
     missing, unexpected = back.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()},
                                                strict=False)

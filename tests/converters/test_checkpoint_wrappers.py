@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from converters import import_torch, infer, layouts, pth
+from converters.torch_reference.random_weights import random_torch_model
 from jsphere import checkpoint
-from tests.converters.reference import random_torch_model
 
 WRAPPERS = {
     # Xiaoccer/MobileFaceNet_Pytorch and CosFace/SphereFace ports: torch.save({'epoch': e, 'net_state_dict': sd})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.converters.reference import random_torch_model
+from converters.torch_reference.random_weights import random_torch_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

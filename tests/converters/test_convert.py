@@ -12,13 +12,15 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import check, export_torch, import_torch, mapping, pth, torch_heads, torch_models
+from converters import check, export_torch, import_torch, mapping, pth
+from converters.torch_reference import backbones as torch_backbones
+from converters.torch_reference import heads as torch_heads
+from converters.torch_reference.random_weights import D, random_torch_model
+from converters.torch_reference.random_weights import images as _images
+from converters.torch_reference.random_weights import torch_embed as _torch_embed
 from jsphere import checkpoint, heads, models
 from jsphere.inference import Embedder
-from tests.converters.reference import D, random_torch_model
-from tests.converters.reference import agree as _agree
-from tests.converters.reference import images as _images
-from tests.converters.reference import torch_embed as _torch_embed
+from tests.converters.agreement import agree as _agree
 
 CHEAP = ["sfnet4", "sfnet4_bn", "sfnet4_deprecated", "iresnet18", "mobilefacenet"]
 
@@ -34,7 +36,7 @@ def test_torch_to_jsphere_embeddings_agree_and_jsphere_to_torch_to_jsphere_is_bi
     _agree(ours, _torch_embed(reference, images))
     # export in every layout; the reference class loads it strictly and computes the same function
     export_torch.export(str(tmp_path / "ckpt"), "insightface", str(tmp_path / "out.pth"))
-    fresh = torch_models.build(name, D, **checkpoint.load_meta(tmp_path / "ckpt")["model"]["kwargs"])
+    fresh = torch_backbones.build(name, D, **checkpoint.load_meta(tmp_path / "ckpt")["model"]["kwargs"])
     fresh.load_state_dict(torch.load(tmp_path / "out.pth", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(reference.state_dict())
     np.testing.assert_array_equal(_torch_embed(fresh.eval(), images), _torch_embed(reference, images))
@@ -48,7 +50,7 @@ def test_torch_to_jsphere_embeddings_agree_and_jsphere_to_torch_to_jsphere_is_bi
 def test_every_architecture_maps_every_reference_key_with_matching_shapes(name):
     model = nnx.eval_shape(lambda: models.build(name, rngs=nnx.Rngs(0)))
     with torch.device("meta"):  # names and shapes only: no memory, no initialisation
-        built = torch_models.build(name)
+        built = torch_backbones.build(name)
     reference = {k: tuple(v.shape) for k, v in built.state_dict().items() if not k.endswith("num_batches_tracked")}
     state = dict(nnx.to_flat_state(nnx.state(model, nnx.Any(nnx.Param, models.FrozenParam, nnx.BatchStat))))
     rows = mapping.leaf_table(model)

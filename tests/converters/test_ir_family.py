@@ -11,14 +11,16 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import conventions, export_onnx, export_torch, import_torch, infer, mapping, torch_ir
+from converters import conventions, export_onnx, export_torch, import_torch, infer, mapping
+from converters.torch_reference import ir as torch_ir
+from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
 from jsphere.inference import CONVENTIONS, Embedder
 from jsphere.models import ir
-from tests.converters.reference import agree, calibrate, images
+from tests.converters.agreement import agree
 
-# PyTorch parameter counts of converters.torch_ir at the registry's defaults (AdaFace net.py's IR_18 ... IR_200 and
-# IR_SE_*); the README's table states them.
+# PyTorch parameter counts of converters.torch_reference.ir at the registry's defaults (AdaFace net.py's IR_18 ...
+# IR_200 and IR_SE_*); the README's table states them.
 REFERENCE_PARAMS = {
     "ir_18": 24_020_352, "ir_34": 34_134_080, "ir_50": 43_585_600, "ir_100": 65_150_912, "ir_152": 109_636_736,
     "ir_200": 114_138_240, "ir_se_18": 24_107_392, "ir_se_34": 34_291_264, "ir_se_50": 43_808_320,

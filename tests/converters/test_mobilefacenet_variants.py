@@ -8,10 +8,12 @@ import torch
 from flax import nnx
 from torch import nn
 
-from converters import export_onnx, export_torch, import_torch, torch_models
+from converters import export_onnx, export_torch, import_torch
+from converters.torch_reference import backbones as torch_backbones
+from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
 from jsphere.inference import CONVENTIONS, Embedder
-from tests.converters.reference import agree, calibrate, images
+from tests.converters.agreement import agree
 
 
 class ConvBlock(nn.Module):  # TreB1eN model.py Conv_block / Linear_block: conv, bn (, prelu)
@@ -94,13 +96,13 @@ def test_treb1en_mobilefacenet_imports_as_mbf_scale_1_with_bgr_input(tmp_path):
         theirs = reference(_nchw((faces[..., ::-1].astype(np.float32) - 127.5) / 127.5)).numpy()
     agree(Embedder.from_checkpoint(out, batch_size=2).embed(faces, flip="none"), theirs)
     export_torch.export(str(out), "insightface", str(tmp_path / "mbf.pth"))  # arcface_torch's names from here on
-    torch_models.get_mbf(512, scale=1).load_state_dict(torch.load(tmp_path / "mbf.pth", weights_only=True),
+    torch_backbones.get_mbf(512, scale=1).load_state_dict(torch.load(tmp_path / "mbf.pth", weights_only=True),
                                                        strict=True)
 
 
 def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp_path):
     torch.manual_seed(1)
-    reference = calibrate(torch_models.MobileFaceNetReLU6(128))
+    reference = calibrate(torch_backbones.MobileFaceNetReLU6(128))
     sd = reference.state_dict()
     assert list(sd)[:3] == ["conv1.0.weight", "conv1.1.weight", "conv1.1.bias"]
     assert {"dw_conv.pointwise.weight", "features.14.conv.1.0.weight", "gdconv.bn.running_mean", "conv3.bias",
@@ -119,7 +121,7 @@ def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp
     # float input in jsphere's form reaches the model in its convention too
     agree(ours.embed((faces.astype(np.float32) - 127.5) / 127.5, flip="none"), theirs)
     export_torch.export(str(out), "insightface", str(tmp_path / "back.pt"))
-    fresh = torch_models.MobileFaceNetReLU6(128)
+    fresh = torch_backbones.MobileFaceNetReLU6(128)
     fresh.load_state_dict(torch.load(tmp_path / "back.pt", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(sd)
     onnxruntime = pytest.importorskip("onnxruntime")
@@ -131,5 +133,5 @@ def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp
 @pytest.mark.parametrize(("embed_dim", "expected"), [(512, 1_197_696), (128, 999_936)])
 def test_relu6_mobilefacenet_parameter_count_equals_the_reference_class(embed_dim, expected):
     abstract = nnx.eval_shape(lambda: models.build("mobilefacenet_relu6", embed_dim=embed_dim, rngs=nnx.Rngs(0)))
-    reference = sum(p.numel() for p in torch_models.MobileFaceNetReLU6(embed_dim).parameters())
+    reference = sum(p.numel() for p in torch_backbones.MobileFaceNetReLU6(embed_dim).parameters())
     assert models.param_count(abstract) == reference == expected

@@ -16,11 +16,20 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from converters import export_onnx, export_torch, import_onnx, import_torch, torch_ir, torch_models
+from converters import export_onnx, export_torch, import_onnx, import_torch
+from converters.torch_reference import backbones as torch_backbones
+from converters.torch_reference import ir as torch_ir
+from converters.torch_reference.random_weights import (
+    calibrate,
+    images,
+    normalised_nchw,
+    random_torch_model,
+    torch_embed,
+)
 from jsphere import checkpoint, models
 from jsphere.inference import CONVENTIONS, Embedder, InputConvention
 from tests.converters import onnx_forms
-from tests.converters.reference import agree, calibrate, images, normalised_nchw, random_torch_model, torch_embed
+from tests.converters.agreement import agree
 
 
 def torch_to_onnx(model, path, **options):
@@ -184,7 +193,7 @@ def test_nhwc_input_with_per_channel_normalisation_in_the_graph_is_recorded(tmp_
         import_onnx.import_onnx(str(tmp_path / "nhwc.onnx"), str(tmp_path / "x"),
                                 convention_override=CONVENTIONS["bgr"])
     state, _, _ = export_torch.torch_state_dicts(str(out))
-    back = torch_models.build("sfnet10_bn", 32, width=0.5)
+    back = torch_backbones.build("sfnet10_bn", 32, width=0.5)
     back.load_state_dict(state, strict=True)
     faces = images(2, seed=5)
     with torch.no_grad():

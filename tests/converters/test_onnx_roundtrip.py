@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 
 from converters import export_onnx, import_onnx, onnx_detect
+from converters.torch_reference.random_weights import images, random_torch_model, torch_embed
 from jsphere import checkpoint, models
 from jsphere.models import sfnet
+from tests.converters.agreement import agree
 from tests.converters.onnx_emulation import emulate, signature
 from tests.converters.onnx_forms import imported_reference
-from tests.converters.reference import agree, images, random_torch_model, torch_embed
 
 DIM = 16
 FAMILY_DEPTH = re.compile(r"^(sfnet|iresnet|ir_se_|ir_)(\d+)")

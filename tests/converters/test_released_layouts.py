@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from converters import export_torch, import_torch, infer, torch_models
+from converters import export_torch, import_torch, infer
+from converters.torch_reference import backbones as torch_backbones
+from converters.torch_reference.random_weights import calibrate, images, random_torch_model, torch_embed
 from jsphere import checkpoint
 from jsphere.inference import Embedder
 from jsphere.models import sfnet
-from tests.converters.reference import agree, calibrate, images, random_torch_model, torch_embed
+from tests.converters.agreement import agree
 
 
 def _import_auto(tmp_path, state, name="backbone.pth", **kwargs):
@@ -24,10 +26,10 @@ def _import_auto(tmp_path, state, name="backbone.pth", **kwargs):
 
 
 @pytest.mark.parametrize(("build", "arch", "kwargs", "dim", "compare_embeddings"), [
-    (lambda: torch_models.get_mbf(128, scale=1), "mobilefacenet", {"scale": 1}, 128, True),
-    (lambda: torch_models.get_mbf(512, scale=2), "mobilefacenet", {}, 512, True),
-    (lambda: torch_models.get_mbf(512, scale=4), "mobilefacenet", {"scale": 4}, 512, False),
-    (lambda: torch_models.get_mbf_large(512), "mobilefacenet_large", {}, 512, True),
+    (lambda: torch_backbones.get_mbf(128, scale=1), "mobilefacenet", {"scale": 1}, 128, True),
+    (lambda: torch_backbones.get_mbf(512, scale=2), "mobilefacenet", {}, 512, True),
+    (lambda: torch_backbones.get_mbf(512, scale=4), "mobilefacenet", {"scale": 4}, 512, False),
+    (lambda: torch_backbones.get_mbf_large(512), "mobilefacenet_large", {}, 512, True),
 ])
 def test_mobilefacenet_variants_import_with_no_flags_and_export_loads_strictly(tmp_path, build, arch, kwargs, dim,
                                                                                compare_embeddings):
@@ -83,7 +85,7 @@ def test_sfnet_without_bn_in_v1_layout_is_ambiguous_and_the_error_says_how_to_de
 
 def test_explicit_arch_still_reads_the_scale_and_model_kwargs_override(tmp_path):
     """The issue's case: --arch mobilefacenet on a scale-1, 128-d file used to be refused (conv_sep shapes)."""
-    reference = calibrate(torch_models.get_mbf(128, scale=1))
+    reference = calibrate(torch_backbones.get_mbf(128, scale=1))
     torch.save(reference.state_dict(), tmp_path / "mbf.pth")
     out = import_torch.import_checkpoint("mobilefacenet", str(tmp_path / "mbf.pth"), str(tmp_path / "a"))
     assert checkpoint.load_meta(out)["model"]["kwargs"] == {"scale": 1}
@@ -111,7 +113,7 @@ def test_unknown_layouts_name_what_was_found_and_what_would_fit(tmp_path):
 def test_sfnet_width_is_read_off_every_stage_not_only_the_stem(width, kwargs):
     """At width 0.3 the stem has 19 channels, and 19 / 64 would rebuild stage 3 with 76 instead of 77; widths
     whose channels are exact ratios (``kwargs`` given) come back as themselves."""
-    state_dict = torch_models.SFNet(4, "bn", width=width).state_dict()
+    state_dict = torch_backbones.SFNet(4, "bn", width=width).state_dict()
     (found,) = infer.infer(state_dict, "opensphere-v2", "f")
     built = sfnet.stage_channels(found.kwargs.get("width", 1.0))
     assert built == tuple(state_dict[f"layer{s}.0.conv1.weight"].shape[0] for s in range(1, 5))
@@ -120,7 +122,7 @@ def test_sfnet_width_is_read_off_every_stage_not_only_the_stem(width, kwargs):
 
 
 def test_sfnet_stage_channels_that_no_width_gives_are_refused():
-    state_dict = torch_models.SFNet(4, "bn").state_dict()
+    state_dict = torch_backbones.SFNet(4, "bn").state_dict()
     state_dict["layer2.0.conv1.weight"] = torch.zeros(100, 64, 3, 3)
     with pytest.raises(ValueError, match=r"f: an SFNet with stage channels \(64, 100, 256, 512\), which no width"):
         infer.infer(state_dict, "opensphere-v2", "f")

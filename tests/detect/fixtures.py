@@ -1,6 +1,6 @@
 """Random MTCNN weights written in the two public layouts, and synthetic photos with faces pasted in them.
 
-The weights are PyTorch's own modules (``converters.torch_mtcnn``, the parameter names of OpenSphere's
+The weights are PyTorch's own modules (``converters.torch_reference.mtcnn``, the parameter names of OpenSphere's
 ``get_nets.py`` and of facenet-pytorch's ``mtcnn.py``) initialised at random and saved the way the published
 files are: OpenSphere's ``{pnet,rnet,onet}.npy`` are ``np.save`` of a dict (a 0-d object array),
 facenet-pytorch's ``{pnet,rnet,onet}.pt`` are ``torch.save`` of a state_dict. Kaiming-normal weights keep the
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from converters.torch_mtcnn import FacenetNets, OpenSphereNets
+from converters.torch_reference.mtcnn import FacenetNets, OpenSphereNets
 from jsphere.data import synthetic
 
 # face-logit bias of P-Net, R-Net, O-Net and a gain on P-Net's face logit: a handful of detections on the photos

@@ -1,5 +1,6 @@
-"""jsphere's MTCNN against the PyTorch reference that follows OpenSphere's code path (``converters.torch_mtcnn``):
-same faces, same boxes, scores and landmarks, on photos with synthetic faces and random weights.
+"""jsphere's MTCNN against the PyTorch reference that follows OpenSphere's code path
+(``converters.torch_reference.mtcnn``): same faces, same boxes, scores and landmarks, on photos with synthetic faces
+and random weights.
 
 Both sides run in float64 (the reference's networks in double, jsphere under ``jax.enable_x64``): the cascade
 takes discrete decisions (thresholds, NMS order, boxes rounded to whole pixels between stages) on the networks'
@@ -17,7 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
-from converters import import_mtcnn, torch_mtcnn
+from converters import import_mtcnn
+from converters.torch_reference import mtcnn as torch_mtcnn
 from jsphere.detect import Detector, DetectorConfig, weights
 from tests.detect import fixtures
 

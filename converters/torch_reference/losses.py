@@ -121,3 +121,15 @@ def a_softmax_true_gradient(x, w, y, lam):
     onehot = F.one_hot(y, w.shape[0]).bool()
     logits = torch.where(onehot, (lam * inner + norm * psi) / (1 + lam), inner)
     return F.cross_entropy(logits, y)
+
+
+# jsphere head, its hyper-parameters, the reference function here and its keyword arguments
+HEAD_CASES = [
+    ("combined_margin", dict(s=64.0, m1=1.0, m2=0.5, m3=0.0), combined_margin, dict(m2=0.5)),
+    ("combined_margin", dict(s=64.0, m1=1.0, m2=0.0, m3=0.4), combined_margin, dict(m2=0.0, m3=0.4)),
+    ("curricularface", {}, curricularface, {}),
+    ("magface", {}, magface, {}),
+    ("adaface", {}, adaface, {}),
+    ("gbcosface", {}, gbcosface, {}),
+    ("svsoftmax", {}, svsoftmax, {}),
+]

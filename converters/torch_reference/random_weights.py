@@ -1,9 +1,10 @@
-"""Shared by the converter tests: PyTorch reference models with realistic random weights, images, agreement."""
+"""PyTorch reference models with realistic random weights (random BN affines and PReLU slopes, BN statistics
+measured on random images) and the faces fed to them: shared by the converter tests and ``benchmarks.gpu_check``."""
 
 import numpy as np
 import torch
 
-from converters import torch_models
+from converters.torch_reference import backbones
 
 D = 32
 
@@ -12,7 +13,7 @@ def random_torch_model(name, seed=0, embed_dim=D, **kwargs):
     """A reference model with random weights, random BN affine parameters and PReLU slopes, and BN running
     statistics measured on random images (so activations keep a realistic scale)."""
     torch.manual_seed(seed)
-    return calibrate(torch_models.build(name, embed_dim, **kwargs))
+    return calibrate(backbones.build(name, embed_dim, **kwargs))
 
 
 def calibrate(model):
@@ -46,11 +47,3 @@ def normalised_nchw(faces):
 def torch_embed(model, faces):
     with torch.no_grad():
         return model(torch.from_numpy(normalised_nchw(faces))).numpy()
-
-
-def agree(a, b):
-    """min cosine >= 0.99999 and max |Δ| <= 1e-4 relative to the embedding scale (float32, different orders of
-    summation in XLA, oneDNN and onnxruntime)."""
-    cos = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    scale = max(float(np.abs(b).max()), 1.0)
-    assert cos.min() >= 0.99999 and np.abs(a - b).max() <= 1e-4 * scale, (cos.min(), np.abs(a - b).max(), scale)

@@ -2,7 +2,7 @@
 
 Written from the layouts in spec/opensphere.md §3 and spec/insightface.md §2 (OpenSphere's ``sfnet.py`` /
 ``sfnet_deprecated.py`` / ``iresnet.py`` and arcface_torch's ``iresnet.py`` / ``mobilefacenet.py``) and of
-foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_ir``), so that
+foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_reference.ir``), so that
 released ``.pth`` files load with ``strict=True``. Used by ``converters.check``, the export path and the
 benchmarks; ``build(name, embed_dim=512)`` mirrors ``jsphere.models.build``. Input NCHW in [-1, 1].
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from converters import torch_ir
+from converters.torch_reference import ir
 from jsphere.models.mobilefacenet_relu6 import SETTING as RELU6_SETTING
 from jsphere.models.sfnet import stage_channels
 
@@ -285,7 +285,7 @@ def names() -> list[str]:
     for d in SFNET_DEPTHS:
         out += [f"sfnet{d}", f"sfnet{d}_bn", f"sfnet{d}_deprecated"]
     return out + [f"iresnet{d}" for d in IRESNET_DEPTHS] + list(MOBILEFACENETS) + ["mobilefacenet_relu6"] \
-        + torch_ir.names()
+        + ir.names()
 
 
 def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
@@ -299,6 +299,6 @@ def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
         return MOBILEFACENETS[name](embed_dim, **kwargs)
     if name == "mobilefacenet_relu6":
         return MobileFaceNetReLU6(embed_dim, **kwargs)
-    if name in torch_ir.names():
-        return torch_ir.build(name, embed_dim, **kwargs)
+    if name in ir.names():
+        return ir.build(name, embed_dim, **kwargs)
     raise ValueError(f"unknown model {name!r}; valid names: {', '.join(names())}")
