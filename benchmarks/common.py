@@ -9,7 +9,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from jsphere.cli import UserError
+from jsphere.errors import UserError
 
 
 def setup_threads(device: str) -> int:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from benchmarks.common import machine, setup_threads
-from jsphere import cli
+from jsphere import cli, errors
 
 # (name, batch, spatial, in, out, kernel, stride, padding, groups)
 LAYERS = [
@@ -107,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-torch", action="store_true")
     a = p.parse_args(argv)
     if a.repeats < 1:
-        raise cli.UserError(f"--repeats {a.repeats}: must be >= 1")
+        raise errors.UserError(f"--repeats {a.repeats}: must be >= 1")
     layers = [layer for layer in LAYERS if not a.layers or any(s in layer[0] for s in a.layers)]
     if not layers:
-        raise cli.UserError(f"--layers {' '.join(a.layers)}: matches no layer; the layers are "
+        raise errors.UserError(f"--layers {' '.join(a.layers)}: matches no layer; the layers are "
                             + ", ".join(repr(layer[0]) for layer in LAYERS))
     threads = setup_threads("cpu")
     if not a.no_torch:

@@ -21,16 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import interleaved, machine, setup_threads
-from jsphere import cli
+from jsphere import cli, errors
 
 
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise cli.UserError(f"--sizes {text}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
+        raise errors.UserError(f"--sizes {text}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
     if w < 1 or h < 1:
-        raise cli.UserError(f"--sizes {text}: both sides must be >= 1")
+        raise errors.UserError(f"--sizes {text}: both sides must be >= 1")
     return w, h
 
 
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     p.add_argument("--pnet-softmax", choices=("channel", "opensphere"), default="channel")
     a = p.parse_args(argv)
     if a.images < 1 or a.rounds < 1:
-        raise cli.UserError(f"--images {a.images} / --rounds {a.rounds}: both must be >= 1")
+        raise errors.UserError(f"--images {a.images} / --rounds {a.rounds}: both must be >= 1")
     cores = setup_threads("cpu")
     import torch
     from PIL import Image
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     if a.photos:
         files = sorted(f for f in Path(a.photos).iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
         if not files:
-            raise cli.UserError(f"--photos {a.photos}: no .jpg/.jpeg/.png photos in this folder")
+            raise errors.UserError(f"--photos {a.photos}: no .jpg/.jpeg/.png photos in this folder")
         sources = [photos.read_photo(f) for f in files]
     else:
         sources = _synthetic(a.images)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 
 from benchmarks.common import interleaved, machine, setup_threads, torch_device, xla_convolutions
-from jsphere import cli
+from jsphere import cli, errors
 
 
 def jsphere_runner(arch: str, batch: int, xla_conv: bool = False, *, dtype: str = "fp32",
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--xla-baseline", action="store_true", help="also time jsphere with XLA's CPU convolution")
     a = p.parse_args(argv)
     if a.batch < 1 or a.steps < 1:
-        raise cli.UserError(f"--batch {a.batch} / --steps {a.steps}: both must be >= 1")
+        raise errors.UserError(f"--batch {a.batch} / --steps {a.steps}: both must be >= 1")
     setup_threads(a.device)
     print(f"embedding img/s, batch {a.batch}, median of {a.steps} interleaved rounds, on {machine()}")
     rows = []

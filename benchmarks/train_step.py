@@ -15,7 +15,7 @@ import json
 import time
 
 from benchmarks.common import interleaved, machine, setup_threads, timed, torch_device, xla_convolutions
-from jsphere import cli
+from jsphere import cli, errors
 
 HEAD_HPARAMS = {"sphereface2": dict(magn_type="C", alpha=0.7, r=40.0, m=0.4, t=3.0, lw=10.0),
                 "arcface": dict(s=64.0, m=0.5), "cosface": dict(s=64.0, m=0.35), "sphereface": dict(s=30.0, m=1.5)}
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--xla-baseline", action="store_true", help="also time jsphere with XLA's CPU convolution")
     a = p.parse_args(argv)
     if a.batch < 1 or a.steps < 1:
-        raise cli.UserError(f"--batch {a.batch} / --steps {a.steps}: both must be >= 1")
+        raise errors.UserError(f"--batch {a.batch} / --steps {a.steps}: both must be >= 1")
     setup_threads(a.device)
     runners, facts = {}, {}
     runners["jsphere"], facts["jsphere"] = jsphere_step(a.arch, a.head, a.batch, a.classes, a.dtype)

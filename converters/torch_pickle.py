@@ -23,7 +23,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from jsphere import cli
+from jsphere import errors
 
 STORAGE_DTYPES = {
     "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
@@ -39,7 +39,7 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """The checkpoint's pickle references something other than tensors and plain containers."""
 
 
-class CorruptCheckpointError(cli.UserError, ValueError):
+class CorruptCheckpointError(errors.UserError, ValueError):
     """A checkpoint that contradicts itself: sizes, offsets or counts beyond the bytes the file holds."""
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jsphere import cli, observe
+from jsphere import cli, errors, observe
 from jsphere.data.decode import encode_jpeg
 from jsphere.data.listfile import read_lines, resolve
 from jsphere.data.sources import IMAGE_SUFFIXES
@@ -110,9 +110,9 @@ def check_paths(inp: Path, out: Path) -> None:
     if not inp.exists():
         raise FileNotFoundError(f"--input {inp} does not exist")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise cli.UserError(f"--output {out}: must be a folder (created if missing), not a file or a link")
+        raise errors.UserError(f"--output {out}: must be a folder (created if missing), not a file or a link")
     if inp.is_dir() and (out.resolve() == inp.resolve() or inp.resolve() in out.resolve().parents):
-        raise cli.UserError(f"--output {out}: is inside --input {inp}; the aligned faces would be read back as "
+        raise errors.UserError(f"--output {out}: is inside --input {inp}; the aligned faces would be read back as "
                             "photos. Give a folder outside it")
 
 
@@ -124,7 +124,7 @@ def check_settings(out: Path, settings: dict) -> None:
         except (ValueError, OSError):
             old = None
         if old != settings:
-            raise cli.UserError(f"--output {out}: was aligned with other settings ({path}: {old}); resuming would "
+            raise errors.UserError(f"--output {out}: was aligned with other settings ({path}: {old}); resuming would "
                                 f"mix them with {settings}. Give another folder or the same options")
     else:
         out.mkdir(parents=True, exist_ok=True)
@@ -143,12 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     F.add_detector_arguments(p)
     a = p.parse_args(argv)
     if a.workers < 1:
-        raise cli.UserError(f"--workers {a.workers}: must be >= 1")
+        raise errors.UserError(f"--workers {a.workers}: must be >= 1")
     inp, out = Path(a.input).expanduser(), Path(a.output).expanduser()
     check_paths(inp, out)
     photos = list_photos(inp)
     if not photos:
-        raise cli.UserError(f"--input {inp}: no photos ({'/'.join(IMAGE_SUFFIXES)}) found")
+        raise errors.UserError(f"--input {inp}: no photos ({'/'.join(IMAGE_SUFFIXES)}) found")
     detector = F.detector_from_args(a)
     check_settings(out, {**F.settings(a), "crop": list(a.crop), "faces": "all" if a.all else "largest"})
     listed = read_report(out / REPORT)

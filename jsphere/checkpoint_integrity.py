@@ -81,10 +81,10 @@ _FILTER = _OrbaxErrorFilter()
 
 def hide_orbax_errors(on: bool) -> None:
     """Install (or remove) the filter of orbax's error records, unless tracebacks were asked for (``--debug``)."""
-    from jsphere import cli
+    from jsphere import errors
 
     logger = logging.getLogger("absl")
-    if on and not cli.debug_requested():
+    if on and not errors.debug_requested():
         logger.addFilter(_FILTER)
     else:
         logger.removeFilter(_FILTER)

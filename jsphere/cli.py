@@ -6,50 +6,22 @@ Every command's ``__main__`` goes through :func:`run`::
         cli.run("converters.import_torch", main)
 
 ``main(argv) -> int`` parses its arguments with :class:`ArgumentParser` (a usage error is one line too) and
-raises on bad input. The exceptions that mean "the input is wrong" (:data:`BAD_INPUT`: ``UserError``,
+raises on bad input. The exceptions that mean "the input is wrong" (``jsphere.errors.BAD_INPUT``: ``UserError``,
 ``ValueError``, ``KeyError``, ``OSError``, a refused pickle...) become one line; anything else is a bug and
-keeps its traceback.
-``--debug`` on the command line or ``JSPHERE_DEBUG=1`` in the environment shows the traceback of bad input too.
+keeps its traceback. ``--debug`` on the command line or ``JSPHERE_DEBUG=1`` in the environment shows the
+traceback of bad input too.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NoReturn
 
-DEBUG_FLAG = "--debug"
-DEBUG_ENV = "JSPHERE_DEBUG"
+from jsphere.errors import BAD_INPUT, DEBUG_FLAG, debug_requested, describe
+
 EXIT_BAD_INPUT = 2
-
-
-class UserError(Exception):
-    """Bad input; the message names the file, line, key or value at fault and what to do."""
-
-
-BAD_INPUT: tuple[type[BaseException], ...] = (UserError, ValueError, KeyError, OSError, EOFError,
-                                              pickle.UnpicklingError)
-
-
-def debug_requested(argv: Sequence[str] | None = None) -> bool:
-    """Whether tracebacks were asked for (``--debug`` in ``argv`` or ``JSPHERE_DEBUG`` set to a true value)."""
-    argv = sys.argv[1:] if argv is None else argv
-    return DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def describe(error: BaseException) -> str:
-    """The one-line message of a bad-input exception."""
-    if isinstance(error, OSError) and error.filename is not None and error.strerror:
-        where = error.filename if error.filename2 is None else f"{error.filename} -> {error.filename2}"
-        text = f"{where}: {error.strerror.lower()}"
-    elif isinstance(error, KeyError) and len(error.args) == 1:
-        text = str(error.args[0])  # str(KeyError) adds quotes
-    else:
-        text = str(error) or type(error).__name__
-    return " ".join(text.split())
 
 
 def fail(prog: str, message: str) -> NoReturn:

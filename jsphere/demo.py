@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jsphere import cli, observe
+from jsphere import cli, errors, observe
 
 PROG = "jsphere.demo"
 TABLE_METRICS = ("ACC", "std_acc", "EER", "AUC", "TPR@FPR=0.001", "TPR@FPR=0.05")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.steps is not None and args.steps < 1:
-        raise cli.UserError(f"--steps {args.steps}: must be >= 1 (the quickstart's default is 400)")
+        raise errors.UserError(f"--steps {args.steps}: must be >= 1 (the quickstart's default is 400)")
     from absl import flags
 
     from jsphere import config_check

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jsphere import cli, outputs
+from jsphere import cli, errors, outputs
 from jsphere.data.align import align_face
 from jsphere.data.decode import check_aligned, decode_image
 from jsphere.data.listfile import read_lines, resolve
@@ -43,14 +43,14 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise cli.UserError(f"{path}: not a readable .npy array of {what} ({cli.describe(e)})") from e
+        raise errors.UserError(f"{path}: not a readable .npy array of {what} ({errors.describe(e)})") from e
 
 
 def read_landmarks(path: Path, files: list[str] | None, count: int) -> np.ndarray:
     if path.suffix == ".npy":
         lm = _load_npy(path, "landmarks")
         if lm.size % 10:
-            raise cli.UserError(f"{path}: expected [N, 5, 2] landmarks, got an array of shape {lm.shape}")
+            raise errors.UserError(f"{path}: expected [N, 5, 2] landmarks, got an array of shape {lm.shape}")
         lm = lm.reshape(-1, 5, 2)
     else:
         table = {}
@@ -83,7 +83,7 @@ def load_inputs(input_path: str, landmarks: str | None = None, *, flag: str = "-
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"{path}: expected uint8 [N, H, W, 3] RGB images, got {images.dtype} {images.shape}")
         if not len(images):
-            raise cli.UserError(f"{flag} {path}: the file holds no images (shape {images.shape}); give at least one")
+            raise errors.UserError(f"{flag} {path}: the file holds no images (shape {images.shape}); give at least one")
         images = list(images)
     else:
         files = list_inputs(path)
@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
 
     outputs.check_free(a.output, flag="--output", overwrite=a.overwrite, folder=False)
     if a.batch_size < 1:
-        raise cli.UserError(f"--batch-size {a.batch_size}: must be >= 1")
+        raise errors.UserError(f"--batch-size {a.batch_size}: must be >= 1")
     if (a.all or a.faces) and not a.detect:
-        raise cli.UserError("--all and --faces go with --detect (raw photos)")
+        raise errors.UserError("--all and --faces go with --detect (raw photos)")
     if a.detect and a.landmarks:
-        raise cli.UserError("--detect finds the landmarks itself: give --detect or --landmarks, not both")
+        raise errors.UserError("--detect finds the landmarks itself: give --detect or --landmarks, not both")
     if a.detect:
         from jsphere.detect import embed_faces
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in found.missing:
             print(f"{PROG}: no face: {line}", file=sys.stderr)
         if not len(found.faces):
-            raise cli.UserError(f"--input {a.input}: no face found in any photo ({len(found.missing)} listed above)")
+            raise errors.UserError(f"--input {a.input}: no face found in any photo ({len(found.missing)} listed above)")
         images = found.faces
     else:
         images = load_inputs(a.input, a.landmarks)

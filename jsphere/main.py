@@ -14,7 +14,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from jsphere import cli, observe
+from jsphere import cli, errors, observe
 
 PROG = "jsphere.main"
 
@@ -42,7 +42,7 @@ def _config_file_error(argv: list[str]) -> str | None:
 
 def _override_error(argv: list[str], error: Exception) -> str:
     """An exception from applying ``--config.a.b=v`` overrides, naming the override at fault."""
-    text = cli.describe(error).replace("\\n", " ").replace("\\'", "'")
+    text = errors.describe(error).replace("\\n", " ").replace("\\'", "'")
     missing = re.match(r"""^['"]*'?([A-Za-z_][\w]*)'?['"]*""", text)
     overrides = [a for a in argv[1:] if a.startswith("--config.")]
     if isinstance(error, AttributeError | KeyError) and missing:
@@ -76,15 +76,15 @@ def parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        if cli.debug_requested(argv):
+        if errors.debug_requested(argv):
             raise
         text = str(e)
         if "Traceback (most recent call last)" in text:  # the config file's get_config raised
             last = text.strip().splitlines()[-1].strip()
             cli.fail(PROG, f"{text.split(':', 1)[0]}: the config file raised {last}")
-        cli.fail(PROG, f"{cli.describe(e)} (see --helpshort)")
+        cli.fail(PROG, f"{errors.describe(e)} (see --helpshort)")
     except Exception as e:  # a config file or an override that fails to apply
-        if cli.debug_requested(argv):
+        if errors.debug_requested(argv):
             raise
         cli.fail(PROG, _override_error(argv, e))
 
@@ -96,10 +96,10 @@ def main(argv: list[str]) -> int:
         observe.log_jsphere_info()  # other libraries' INFO chatter stays hidden; -v 0 shows it
     try:
         return _run(_CONFIG.value, _WORKDIR.value, _MODE.value)
-    except cli.BAD_INPUT as e:  # the message names the file, key, value or step at fault
-        if cli.debug_requested():
+    except errors.BAD_INPUT as e:  # the message names the file, key, value or step at fault
+        if errors.debug_requested():
             raise
-        cli.fail(PROG, cli.describe(e))
+        cli.fail(PROG, errors.describe(e))
 
 
 def _run(config, workdir: str, mode: str) -> int:
@@ -119,7 +119,7 @@ def _run(config, workdir: str, mode: str) -> int:
         else:
             train.train_and_evaluate(config, workdir)
     except train.NonFiniteLoss as e:
-        raise cli.UserError(str(e)) from e
+        raise errors.UserError(str(e)) from e
     except train.Preempted as e:
         print(f"{PROG}: {e}", file=sys.stderr, flush=True)
         return 143

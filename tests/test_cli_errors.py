@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jsphere import cli, config_check
+from jsphere import config_check, errors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,9 +155,10 @@ def test_demo_names_its_data_flag(tmp_path):
 
 
 def test_describe_names_the_file_of_an_os_error():
-    assert cli.describe(FileNotFoundError(2, "No such file or directory", "/x/y")) == "/x/y: no such file or directory"
-    assert cli.describe(KeyError("no landmarks for a.jpg")) == "no landmarks for a.jpg"
-    assert cli.describe(ValueError("two\nlines")) == "two lines"
+    missing = FileNotFoundError(2, "No such file or directory", "/x/y")
+    assert errors.describe(missing) == "/x/y: no such file or directory"
+    assert errors.describe(KeyError("no landmarks for a.jpg")) == "no landmarks for a.jpg"
+    assert errors.describe(ValueError("two\nlines")) == "two lines"
 
 
 def test_benchmarks_refuse_impossible_requests(tmp_path):

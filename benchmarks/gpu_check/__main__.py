@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.gpu_check import profiles, table
 from benchmarks.gpu_check.runner import Runner
-from jsphere import cli
+from jsphere import cli, errors
 
 PROG = "benchmarks.gpu_check"
 
@@ -32,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     wanted = a.stages or profiles.ORDER
     unknown = [s for s in wanted if s not in profiles.ORDER]
     if unknown:
-        raise cli.UserError(f"--stages: unknown stage(s) {', '.join(unknown)}; valid: {', '.join(profiles.ORDER)}")
+        raise errors.UserError(f"--stages: unknown stage(s) {', '.join(unknown)}; valid: {', '.join(profiles.ORDER)}")
     if a.deadline is not None and not a.deadline > 0:
-        raise cli.UserError(f"--deadline {a.deadline}: must be > 0 seconds")
+        raise errors.UserError(f"--deadline {a.deadline}: must be > 0 seconds")
     out = Path(a.out)
     if out.exists() and not out.is_dir():
-        raise cli.UserError(f"--out {out}: is a file; give a folder (it is created if missing)")
+        raise errors.UserError(f"--out {out}: is a file; give a folder (it is created if missing)")
     out.mkdir(parents=True, exist_ok=True)
     stages = [s for s in profile.stages if s.name in wanted]
     cache = a.cache_dir or str(Path(tempfile.gettempdir()) / "jsphere_gpu_check_jax_cache")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             (out / "gpu_check.md").write_text(text + "\n")
             print("\n" + text, flush=True)
     if doc.get("stopped"):
-        raise cli.UserError(doc["stopped"])
+        raise errors.UserError(doc["stopped"])
     print(json.dumps({s["name"]: s["status"] for s in doc["stages"]}), flush=True)
     return 0 if all(s["status"] == "ok" for s in doc["stages"]) else 1
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jsphere import cli
+from jsphere import errors
 from jsphere.data.decode import CorruptImageError
 
 LABEL = struct.Struct("<q")
@@ -49,7 +49,7 @@ def count_records(shard: str, folder: Path) -> int:
         finally:
             reader.close()
     except (RuntimeError, ValueError) as e:  # Riegeli reports a damaged file as RuntimeError
-        raise cli.UserError(f"{shard}: unreadable ArrayRecord shard ({_reason(e)}); truncated or corrupt: pack the "
+        raise errors.UserError(f"{shard}: unreadable ArrayRecord shard ({_reason(e)}); truncated or corrupt: pack the "
                             f"images of {folder} again with python -m jsphere.data.pack") from None
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jsphere import cli, observe, outputs
+from jsphere import cli, errors, observe, outputs
 from jsphere.data.arrayrecord import encode_record
 from jsphere.data.decode import CorruptImageError, check_aligned, decode_image
 from jsphere.data.sources import FORMATS, open_source
@@ -23,7 +23,7 @@ def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt:
          images_per_shard: int = 100_000, verbose: bool = True, overwrite: bool = False) -> dict:
     """Write the packed copy of a source; return the summary (images, identities, bytes, bad files)."""
     if images_per_shard < 1:
-        raise cli.UserError(f"--images-per-shard {images_per_shard}: must be >= 1")
+        raise errors.UserError(f"--images-per-shard {images_per_shard}: must be >= 1")
     outputs.check_free(out, overwrite=overwrite)
     source = open_source(source_spec, data_dir, fmt)
     with outputs.staged_dir(out, overwrite=overwrite) as tmp:
@@ -59,7 +59,7 @@ def _write(source, source_spec: str, out: Path, images_per_shard: int, verbose: 
     if writer is not None:
         writer.close()
     if not labels:
-        raise cli.UserError(f"--source {source_spec}: none of its {n} images decodes to an aligned 112x112 face "
+        raise errors.UserError(f"--source {source_spec}: none of its {n} images decodes to an aligned 112x112 face "
                             f"(first: {bad[0]})")
     np.save(out / "labels.npy", np.asarray(labels, np.int64))
     summary = {"num_images": len(labels), "num_classes": int(source.num_classes),

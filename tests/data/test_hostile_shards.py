@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jsphere import cli
+from jsphere import cli, errors
 from jsphere.data import pack, pipeline, sources
 from jsphere.data.decode import CorruptImageError
 
@@ -44,7 +44,7 @@ def _cfg(source: Path, on_corrupt: str) -> dict:
 @pytest.mark.parametrize("on_corrupt", ["raise", "skip"])
 def test_a_truncated_shard_is_refused_naming_it_with_either_policy(packed, tmp_path, on_corrupt):
     bad = _damaged(packed, tmp_path, "truncated")
-    with pytest.raises(cli.UserError, match=f"^{bad / SHARD}: unreadable ArrayRecord shard .*truncated or corrupt"):
+    with pytest.raises(errors.UserError, match=f"^{bad / SHARD}: unreadable ArrayRecord shard .*truncated or corrupt"):
         pipeline.make_train_iterator(_cfg(bad, on_corrupt), global_batch_size=8, seed=0)
 
 

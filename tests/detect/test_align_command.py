@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from converters import import_mtcnn
-from jsphere import align, cli, config_check, train
+from jsphere import align, config_check, errors, train
 from jsphere.data import pack
 from jsphere.detect import weights
 from tests import train_config
@@ -59,7 +59,7 @@ def test_photos_to_aligned_crops_to_packed_set_to_training(tmp_path, detector_di
     (tmp_path / "aligned" / crops[0]).unlink()
     assert _align(photos, tmp_path / "aligned", detector_dir) == 0  # only the missing one is redone
     assert "aligned 1 of 1 photos" in capsys.readouterr().out
-    with pytest.raises(cli.UserError, match="other settings"):
+    with pytest.raises(errors.UserError, match="other settings"):
         _align(photos, tmp_path / "aligned", detector_dir, "--crop", "96x112")
 
     assert pack.main(["--source", str(tmp_path / "aligned"), "--out", str(tmp_path / "packed")]) == 0
@@ -110,7 +110,7 @@ def test_every_bad_photo_gets_a_named_entry_and_the_run_goes_on(tmp_path, detect
     assert listed["photos/x/missing.jpg"].startswith("unreadable: ")
     assert "photos/x/gray.png" in listed or cv2.imread(str(tmp_path / "from_list/photos/x/gray.png")).shape == (
         112, 96, 3)
-    with pytest.raises(cli.UserError, match="inside --input"):
+    with pytest.raises(errors.UserError, match="inside --input"):
         _align(tmp_path / "photos", tmp_path / "photos" / "aligned", detector_dir)
 
 

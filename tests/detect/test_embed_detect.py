@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from converters import import_mtcnn
-from jsphere import checkpoint, cli, embed, models
+from jsphere import checkpoint, embed, errors, models
 from jsphere.data.align import align_face
 from jsphere.detect import Detector, weights
 from jsphere.inference import Embedder
@@ -73,7 +73,7 @@ def test_all_faces_one_row_each_with_boxes(setup, tmp_path):
 
 
 def test_detect_options_are_checked(setup, tmp_path):
-    with pytest.raises(cli.UserError, match="--all and --faces go with --detect"):
+    with pytest.raises(errors.UserError, match="--all and --faces go with --detect"):
         embed.main(["--ckpt", str(setup / "model"), "--input", str(setup / "photos"), "--output",
                     str(tmp_path / "x.npy"), "--all"])
     with pytest.raises(ValueError, match="--thresholds"):
