@@ -21,10 +21,13 @@ from absl import flags
 
 from benchmarks.common import interleaved, machine, setup_threads, timed, torch_device, xla_convolutions
 from configs.base import get_base_config
+from configs.opensphere_recipes import HEADS_VGGFACE2, V2_HEADS
 from jsphere import cli, errors, parallel, trainers
 
-HEAD_HPARAMS = {"sphereface2": dict(magn_type="C", alpha=0.7, r=40.0, m=0.4, t=3.0, lw=10.0),
-                "arcface": dict(s=64.0, m=0.5), "cosface": dict(s=64.0, m=0.35), "sphereface": dict(s=30.0, m=1.5)}
+# The heads a step can be timed with, and their hyper-parameters (which do not change a step's cost): OpenSphere
+# v1's VGGFace2 recipe for the SFNet losses, v2's MS1M recipe for the margins of the IResNet rows.
+HEAD_HPARAMS = {"sphereface2": HEADS_VGGFACE2["sphereface2"], "sphereface": HEADS_VGGFACE2["sphereface"],
+                "arcface": V2_HEADS["arcface"], "cosface": V2_HEADS["cosface"]}
 
 
 def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False, *, model_kwargs=None):
