@@ -1,4 +1,5 @@
-"""OpenSphere v1: VGGFace2, sfnet20 (deprecated, w/o BN), gasoftmax."""
+"""OpenSphere v1's ``config/train/vggface2_sfnet20_gasoftmax.yml`` (branch OpenSphere_v0): VGGFace2, SFNet-20
+(deprecated, w/o BN), GA-Softmax, gradients clipped at 5."""
 
 from configs import opensphere_recipes as recipes
 

@@ -1,4 +1,5 @@
-"""OpenSphere v1: VGGFace2, sfnet20 (deprecated, w/o BN), sphereface2."""
+"""OpenSphere v1's ``config/train/vggface2_sfnet20_sphereface2.yml`` (branch OpenSphere_v0): VGGFace2, SFNet-20
+(deprecated, w/o BN), SphereFace2, 100k steps (the paper's ``sec31`` recipe runs 70k)."""
 
 from configs import opensphere_recipes as recipes
 

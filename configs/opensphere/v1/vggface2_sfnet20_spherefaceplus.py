@@ -1,4 +1,5 @@
-"""OpenSphere v1: VGGFace2, sfnet20 (deprecated, w/o BN), spherefaceplus."""
+"""OpenSphere v1's ``config/train/vggface2_sfnet20_spherefaceplus.yml`` (branch OpenSphere_v0): VGGFace2, SFNet-20
+(deprecated, w/o BN), SphereFace+."""
 
 from configs import opensphere_recipes as recipes
 

@@ -1,4 +1,6 @@
-"""OpenSphere v1: VGGFace2, sfnet64 (deprecated, w/o BN), gasoftmax."""
+"""Not an OpenSphere file: OpenSphere v1's VGGFace2 recipe on SFNet-64 (deprecated, w/o BN) with GA-Softmax and
+the hyper-parameters of its SFNet-20 recipe (OpenSphere ships SFNet-64 recipes for SphereFace2 and, in
+``config/papers/SphereFace2/sec32``, ArcFace, CosFace and SphereFace)."""
 
 from configs import opensphere_recipes as recipes
 

@@ -1,4 +1,5 @@
-"""OpenSphere v2: MS1M-refine, sfnet64_bn, sphereface (v2 hyper-parameters)."""
+"""Not an OpenSphere file: OpenSphere v2's MS1M-refine recipe (``config/train/ms1m_iresnet100_sphereface.yml``) on
+SFNet-64 with BN, sphereface."""
 
 from configs import opensphere_recipes as recipes
 
