@@ -21,8 +21,8 @@ from configs.test.common import OPENSPHERE_V2_FPRS, PAIR_SETS
 
 VGGFACE2_VAL = [dict(PAIR_SETS[key]) for key in ("lfw", "agedb", "calfw", "cplfw")]  # OpenSphere v1's four sets
 V2_VAL = [  # OpenSphere v2's: TPR at the FPRs its configs list (v1's default list ends at 5e-2 instead of 1e-2)
-    dict(name="MS", type="pairs", path="data/val/ms1m_refine_pairs.lst", data_dir="data/train/ms1m_refine",
-         fprs=OPENSPHERE_V2_FPRS),
+    dict(name="MS", type="pairs", path="data/train/ms1m_refine/ms1m_refine_pairs.lst",
+         data_dir="data/train/ms1m_refine/ms1m_refine_112x112", fprs=OPENSPHERE_V2_FPRS),
     dict(name="CB", type="pairs", path="data/val/combined_pairs.lst", data_dir="data/val", fprs=OPENSPHERE_V2_FPRS),
 ]
 
