@@ -9,18 +9,20 @@ import statistics
 import time
 from collections.abc import Callable
 
+import jax
+
 from jsphere.errors import UserError
+from jsphere.models import cpu_conv
 
 
 def setup_threads(device: str) -> int:
-    """Use every core for both frameworks; pin JAX to the requested platform (call before importing jax). A
-    ``gpu`` that JAX cannot see is refused in one line."""
+    """Use every core for both frameworks; pin JAX to the requested platform (call before JAX's first
+    computation). A ``gpu`` that JAX cannot see is refused in one line."""
     cores = os.cpu_count() or 1
     if device == "cpu":
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        if not jax.config.jax_platforms:  # a platform named by JAX_PLATFORMS is kept
+            jax.config.update("jax_platforms", "cpu")
     else:
-        import jax
-
         try:
             jax.devices(device)
         except RuntimeError:
@@ -32,7 +34,7 @@ def setup_threads(device: str) -> int:
 
 def torch_device(device: str):
     """The ``torch.device`` of ``--device``; a GPU that PyTorch cannot use is refused in one line."""
-    import torch
+    import torch  # optional (jsphere[torch]): imported only where PyTorch is timed
 
     if device == "gpu" and not torch.cuda.is_available():
         raise UserError("--device gpu: this PyTorch build sees no CUDA GPU (torch.cuda.is_available() is False); "
@@ -75,8 +77,6 @@ def interleaved(runners: dict[str, Callable[[], object]], rounds: int, warmup: i
 @contextlib.contextmanager
 def xla_convolutions(enabled: bool = True):
     """Trace jsphere models with XLA's own CPU convolution (the baseline of ``jsphere.models.cpu_conv``)."""
-    from jsphere.models import cpu_conv
-
     previous = os.environ.get(cpu_conv.ENV_SWITCH)
     if enabled:
         os.environ[cpu_conv.ENV_SWITCH] = "0"
@@ -103,8 +103,6 @@ def isa() -> str:
 
 
 def machine() -> str:
-    import jax
-
     devices = jax.devices()
     kind = devices[0].device_kind if devices else "?"
     cpu = platform.processor() or platform.machine()

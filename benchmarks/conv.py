@@ -12,10 +12,14 @@ from __future__ import annotations
 import json
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from benchmarks.common import machine, setup_threads
 from jsphere import cli, errors
+from jsphere.models import cpu_conv
 
 # (name, batch, spatial, in, out, kernel, stride, padding, groups)
 LAYERS = [
@@ -54,12 +58,6 @@ LAYERS = [
 
 def _jax_fns(layer) -> tuple[dict, str]:
     """Runners of each pass's formulations (dense layers) and of the whole forward + backward; the plan."""
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-
-    from jsphere.models import cpu_conv
-
     _, n, size, cin, cout, k, s, p, groups = layer
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((n, size, size, cin), np.float32))
@@ -86,7 +84,7 @@ def _jax_fns(layer) -> tuple[dict, str]:
 
 
 def _torch_fn(layer):
-    import torch
+    import torch  # optional (--no-torch; jsphere[torch])
 
     _, n, size, cin, cout, k, s, p, groups = layer
     conv = torch.nn.Conv2d(cin, cout, k, s, p, groups=groups, bias=False)
@@ -114,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                             + ", ".join(repr(layer[0]) for layer in LAYERS))
     threads = setup_threads("cpu")
     if not a.no_torch:
-        import torch
+        import torch  # optional (--no-torch; jsphere[torch])
 
         torch.set_num_threads(threads)
     print(f"single layers, fp32, median ms of {a.repeats} interleaved rounds, on {machine()}")

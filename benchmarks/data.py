@@ -12,12 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from absl import flags
+
 from jsphere import cli
+from jsphere.data import pack, pipeline, synthetic
 
 
 def throughput(cfg: dict, batch: int, batches: int) -> float:
-    from jsphere.data import pipeline
-
     it, _ = pipeline.make_train_iterator(cfg, global_batch_size=batch, seed=0)
     try:
         next(it)  # start-up (worker spawn, first decode) excluded
@@ -37,11 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     a = p.parse_args(argv)
-    from absl import flags
-
     flags.FLAGS.mark_as_parsed()
-    from jsphere.data import pack, synthetic
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

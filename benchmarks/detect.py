@@ -19,9 +19,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
 
 from benchmarks.common import interleaved, machine, setup_threads
+from converters import import_mtcnn
+from converters.torch_reference import mtcnn as torch_mtcnn
 from jsphere import cli, errors
+from jsphere.data import synthetic
+from jsphere.detect import Detector, DetectorConfig, photos, weights
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -36,8 +42,6 @@ def _size(text: str) -> tuple[int, int]:
 
 def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` scaled to cover ``size`` (width, height) and centre-cropped to it."""
-    from PIL import Image
-
     h, w = image.shape[:2]
     r = max(size[0] / w, size[1] / h)
     scaled = np.asarray(Image.fromarray(image).resize((max(size[0], round(w * r)), max(size[1], round(h * r))),
@@ -47,10 +51,6 @@ def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _synthetic(count: int, seed: int = 0) -> list[np.ndarray]:
-    from PIL import Image
-
-    from jsphere.data import synthetic
-
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
@@ -66,9 +66,6 @@ def _synthetic(count: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def _params(weights_dir: str | None) -> dict[str, np.ndarray]:
-    from converters import import_mtcnn
-    from jsphere.detect import weights
-
     if weights_dir:
         return import_mtcnn.convert(weights_dir)[0]
     rng = np.random.default_rng(0)
@@ -78,11 +75,6 @@ def _params(weights_dir: str | None) -> dict[str, np.ndarray]:
 
 def _torch_nets(params: dict[str, np.ndarray], pnet_softmax: str):
     """The reference networks holding ``params`` (jsphere's layout mapped back to OpenSphere's state_dict)."""
-    import torch
-
-    from converters import import_mtcnn
-    from converters.torch_reference import mtcnn as torch_mtcnn
-
     nets = torch_mtcnn.OpenSphereNets(pnet_softmax)
     for net, module in nets.items():
         state = {}
@@ -115,14 +107,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.images < 1 or a.rounds < 1:
         raise errors.UserError(f"--images {a.images} / --rounds {a.rounds}: both must be >= 1")
-    cores = setup_threads("cpu")
-    import torch
-    from PIL import Image
-
-    from converters.torch_reference import mtcnn as torch_mtcnn
-    from jsphere.detect import Detector, DetectorConfig, photos, weights
-
-    torch.set_num_threads(cores)
+    torch.set_num_threads(setup_threads("cpu"))
     params = _params(a.weights)
     detector = Detector(weights.to_model(params), DetectorConfig(pnet_softmax=a.pnet_softmax))
     nets = _torch_nets(params, a.pnet_softmax)

@@ -11,20 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
 from benchmarks.common import interleaved, machine, setup_threads, torch_device, xla_convolutions
-from jsphere import cli, errors
+from jsphere import cli, errors, models
 
 
 def jsphere_runner(arch: str, batch: int, xla_conv: bool = False, *, dtype: str = "fp32",
                    model_kwargs: dict | None = None) -> Callable[[], object]:
     """jsphere's jitted eval-mode forward (``dtype``: fp32 | bf16 compute) on a fixed batch."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from flax import nnx
-
-    from jsphere import models
-
     model = models.build(arch, embed_dim=512, rngs=nnx.Rngs(0), dtype=jnp.bfloat16 if dtype == "bf16" else jnp.float32,
                          **(model_kwargs or {}))
     model.eval()
@@ -40,7 +38,7 @@ def torch_runner(arch: str, batch: int, device: str, *, dtype: str = "fp32", cha
                  model_kwargs: dict | None = None) -> Callable[[], object]:
     """The same model in PyTorch under ``inference_mode`` (``dtype='bf16'``: bf16 autocast; ``channels_last``:
     model and input in NHWC memory order)."""
-    import torch
+    import torch  # optional (jsphere[torch]), as are the reference models built on it
 
     from converters.torch_reference import backbones as torch_backbones
 

@@ -2,7 +2,8 @@
 # The GPU check as one prepared command for a lent GPU machine (no network there; see README "Speed").
 #
 # Before the loan, in the checkout's root on a machine with network access:
-#   bash ../shared/gpu/fetch_wheels.sh        # grain, array-record, ml-collections, ... into .whl/ (ignored by git)
+#   put the wheels of grain, array-record, ml-collections, portpicker and tensorboardX in .whl/ (ignored by git):
+#     the `pip download` command and versions are in the README, "Speed"
 #   .venv/bin/python -m benchmarks.gpu_check --smoke --out /tmp/smoke    # the CPU dry run of every stage
 # On the GPU machine, with .whl/ carried along, from the checkout's root:
 #   bash benchmarks/gpu_run.sh [--stages NAME ...]      # figures in $OUT/gpu (or /tmp/gpu_check_out/gpu)

@@ -14,24 +14,26 @@ from __future__ import annotations
 import json
 import time
 
-from benchmarks.common import interleaved, machine, setup_threads, timed, torch_device, xla_convolutions
-from jsphere import cli, errors
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import flags
 
-HEAD_HPARAMS = {"sphereface2": dict(magn_type="C", alpha=0.7, r=40.0, m=0.4, t=3.0, lw=10.0),
-                "arcface": dict(s=64.0, m=0.5), "cosface": dict(s=64.0, m=0.35), "sphereface": dict(s=30.0, m=1.5)}
+from benchmarks.common import interleaved, machine, setup_threads, timed, torch_device, xla_convolutions
+from configs.base import get_base_config
+from configs.opensphere_recipes import HEADS_VGGFACE2, V2_HEADS
+from jsphere import cli, errors, parallel, trainers
+
+# The heads a step can be timed with, and their hyper-parameters (which do not change a step's cost): OpenSphere
+# v1's VGGFace2 recipe for the SFNet losses, v2's MS1M recipe for the margins of the IResNet rows.
+HEAD_HPARAMS = {"sphereface2": HEADS_VGGFACE2["sphereface2"], "sphereface": HEADS_VGGFACE2["sphereface"],
+                "arcface": V2_HEADS["arcface"], "cosface": V2_HEADS["cosface"]}
 
 
 def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False, *, model_kwargs=None):
     """(runner, facts): one jitted train step on a fixed batch, and its compile time, FLOPs and memory;
     ``model_kwargs``: the backbone's extra constructor arguments (e.g. ``{"width": 0.5}``)."""
-    import jax
-    import numpy as np
-    from absl import flags
-
     flags.FLAGS.mark_as_parsed()
-    from configs.base import get_base_config
-    from jsphere import parallel, trainers
-
     c = get_base_config()
     c.model.name, c.model.dtype = arch, {"bf16": "bfloat16", "fp32": "float32"}[dtype]
     c.model.kwargs.update(model_kwargs or {})
@@ -69,7 +71,7 @@ def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False, *, model_kwa
 def torch_step(arch, head, batch, classes, dtype, device, *, channels_last=False, model_kwargs=None):
     """A runner of the same model/head/optimizer step in PyTorch (``channels_last``: model and input in NHWC
     memory order)."""
-    import torch
+    import torch  # optional (--no-torch; jsphere[torch]), as are the reference models built on it
 
     from converters.torch_reference import backbones as torch_backbones
     from converters.torch_reference import heads as torch_heads
@@ -103,9 +105,6 @@ def torch_step(arch, head, batch, classes, dtype, device, *, channels_last=False
 
 def matmul_peak_flops(n: int = 8192) -> float:
     """Measured bf16 matmul throughput of the accelerator (FLOP/s) on n x n matrices, the MFU denominator."""
-    import jax
-    import jax.numpy as jnp
-
     a = jnp.ones((n, n), jnp.bfloat16)
     f = jax.jit(lambda a: a @ a)
     median, _ = timed(lambda: f(a).block_until_ready(), 10, warmup=2)

@@ -1,4 +1,5 @@
-"""insightface arcface_torch recipes (spec/insightface.md §1.3) as config builders.
+"""insightface arcface_torch recipes (``recognition/arcface_torch/configs`` of github.com/deepinsight/insightface)
+as config builders.
 
 arcface_torch batches are per GPU (128 x 8 GPUs = global 1024 here); steps = images // global batch x epochs.
 Step semantics are arcface_torch's ``train_v2.py``: ``CombinedMarginLoss`` (s = 64) on ``PartialFC_V2``, whose

@@ -1,6 +1,8 @@
-"""OpenSphere's training recipes (v1 ``config/train``, ``config/papers``; v2 ``config/train``) as config builders.
+"""OpenSphere's training recipes as config builders, one file per recipe calling them: ``configs/opensphere/v1/``
+(OpenSphere v1, github.com/ydwen/opensphere branch OpenSphere_v0, ``config/train``), ``configs/papers/`` (its
+``config/papers``) and ``configs/opensphere/v2/`` (OpenSphere v2, branch main, ``config/train``).
 
-Hyper-parameters and step counts are OpenSphere's (spec/opensphere.md §1.4). One difference in counting:
+Hyper-parameters and step counts are OpenSphere's config files'. One difference in counting:
 OpenSphere's loop runs ``max(milestones) + 1`` updates; jsphere runs exactly ``total_steps = max(milestones)``,
 and the checkpoint named N holds the weights after N updates in both.
 Step semantics are OpenSphere's: class centres xavier-normal, written back onto the unit sphere before every
@@ -15,16 +17,13 @@ from __future__ import annotations
 import ml_collections
 
 from configs.base import get_base_config
+from configs.test.common import OPENSPHERE_V2_FPRS, PAIR_SETS
 
-VGGFACE2_VAL = [
-    dict(name="LFW", type="pairs", path="data/val/lfw_ann.txt", data_dir="data/val"),
-    dict(name="AgeDB-30", type="pairs", path="data/val/agedb_30_ann.txt", data_dir="data/val"),
-    dict(name="CA-LFW", type="pairs", path="data/val/calfw_ann.txt", data_dir="data/val"),
-    dict(name="CP-LFW", type="pairs", path="data/val/cplfw_ann.txt", data_dir="data/val"),
-]
-V2_VAL = [
-    dict(name="MS", type="pairs", path="data/val/ms1m_refine_pairs.lst", data_dir="data/train/ms1m_refine"),
-    dict(name="CB", type="pairs", path="data/val/combined_pairs.lst", data_dir="data/val"),
+VGGFACE2_VAL = [dict(PAIR_SETS[key]) for key in ("lfw", "agedb", "calfw", "cplfw")]  # OpenSphere v1's four sets
+V2_VAL = [  # OpenSphere v2's: TPR at the FPRs its configs list (v1's default list ends at 5e-2 instead of 1e-2)
+    dict(name="MS", type="pairs", path="data/train/ms1m_refine/ms1m_refine_pairs.lst",
+         data_dir="data/train/ms1m_refine/ms1m_refine_112x112", fprs=OPENSPHERE_V2_FPRS),
+    dict(name="CB", type="pairs", path="data/val/combined_pairs.lst", data_dir="data/val", fprs=OPENSPHERE_V2_FPRS),
 ]
 
 # Head hyper-parameters of the recipes.

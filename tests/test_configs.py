@@ -30,6 +30,27 @@ def test_training_recipe_is_valid(path):
         assert set(c.checkpoint.save_steps) <= set(range(c.total_steps + 1))
 
 
+# Files that resolve to the same config on purpose: OpenSphere v1 ships each of the first three recipes under two
+# names (in its config/train and config/papers), and ms1m_iresnet100.py picks one of v2's files' heads by argument.
+SAME_RECIPE = {
+    frozenset({"opensphere/v1/vggface2_sfnet20_sphereface.py",
+               "papers/SphereFace2/sec31/vggface2_sfnet20_sphereface.py"}),
+    frozenset({"opensphere/v1/vggface2_sfnet64_sphereface2.py",
+               "papers/SphereFace2/sec32/vggface2_sfnet64_sphereface2.py"}),
+    frozenset({"papers/SphereFace2/sec31/vggface2_sfnet20_sphereface2.py",
+               "papers/SphereFace2/appendix/vggface2_sfnet20_sphereface2_C.py"}),
+    frozenset({"ms1m_iresnet100.py", "opensphere/v2/ms1m_iresnet100_arcface.py"}),
+}
+
+
+def test_each_recipe_has_one_file():
+    files_of = {}
+    for path in TRAIN_CONFIGS:
+        files_of.setdefault(_load(path).to_json_best_effort(sort_keys=True), set()).add(
+            str(path.relative_to(ROOT / "configs")))
+    assert {frozenset(files) for files in files_of.values() if len(files) > 1} == SAME_RECIPE
+
+
 def test_mission_entry_point_selects_the_loss_by_argument():
     spec = importlib.util.spec_from_file_location("r100", ROOT / "configs" / "ms1m_iresnet100.py")
     module = importlib.util.module_from_spec(spec)

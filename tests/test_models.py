@@ -8,8 +8,8 @@ from flax import nnx
 
 from jsphere import models
 
-# PyTorch parameter counts of the reference implementations (OpenSphere sfnet.py / insightface iresnet.py and
-# mobilefacenet.py), frozen features.weight included; spec/opensphere.md §3.3-3.4, spec/insightface.md §2.
+# PyTorch parameter counts of the reference implementations (OpenSphere's sfnet.py, insightface's iresnet.py and
+# mobilefacenet.py), frozen features.weight included.
 REFERENCE_PARAMS = {
     "sfnet4": 14_396_544,
     "sfnet10": 17_052_032,

@@ -6,5 +6,5 @@ device (``speed_r100_b512``, ``speed_r100_b128``, ``speed_sfnet20``, ``embed_r10
 whole training loop (``loop``). ``DIR/gpu_check.json`` is rewritten after every stage, so a run killed midway
 still leaves every finished stage's figures; ``DIR/gpu_check.log`` holds all output and ``DIR/gpu_check.md``
 the table printed last. ``--smoke`` runs every stage on the CPU with tiny shapes (the suite runs it).
-Run it from the checkout's root: the correctness stages import the suite's references from ``tests/``.
+Run it from the checkout's root, with PyTorch installed (the convert and speed stages compare against it).
 """

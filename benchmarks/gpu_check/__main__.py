@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import benchmarks.gpu_check as package
 from benchmarks.gpu_check import profiles, table
 from benchmarks.gpu_check.runner import Runner
 from jsphere import cli, errors
@@ -17,8 +18,6 @@ PROG = "benchmarks.gpu_check"
 
 
 def main(argv: list[str] | None = None) -> int:
-    import benchmarks.gpu_check as package
-
     p = cli.ArgumentParser(prog=PROG, description=package.__doc__)
     p.add_argument("--out", required=True, help="folder for gpu_check.json, gpu_check.log and gpu_check.md")
     p.add_argument("--smoke", action="store_true", help="every stage on the CPU with tiny shapes (a dry run)")

@@ -3,14 +3,13 @@ in order and leaves, for each, ``DIR/<stage>.start`` when it begins, ``DIR/<stag
 records a figure, and ``DIR/<stage>.json`` when it ends (status, seconds, result, failed checks, error). The
 supervising process (``runner``) watches those files, enforces each stage's budget and restarts a process for
 the stages left when this one is killed, crashes or stops after an error (a failed CUDA call can leave the
-device unusable for the rest of the process). ``--prep`` builds the loop's data set instead (``stage_loop``).
+device unusable for the rest of the process). ``--prep`` builds the loop's data set instead (``loop_data``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import resource
 import sys
@@ -19,40 +18,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks.gpu_check import profiles
+from absl import flags
+
+from benchmarks.gpu_check import loop_data, profiles
+from benchmarks.gpu_check.context import Context, write_json
 
 MODULES = {"environment": "stage_env", "heads": "stage_heads", "convert": "stage_convert", "train5": "stage_train",
            "sharded": "stage_train", "loop": "stage_loop", "speed_r100_b512": "stage_speed",
            "speed_r100_b128": "stage_speed", "speed_sfnet20": "stage_speed", "embed_r100": "stage_speed",
            "embed_mbf": "stage_speed"}
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Replace ``path`` atomically (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    os.replace(tmp, path)
-
-
-class Context:
-    """What a stage gets besides the profile: its work folder, figure recording and pass/fail checks."""
-
-    def __init__(self, stage: str, work: Path, profile: profiles.Profile):
-        self.stage, self.work, self.profile = stage, work, profile
-        self.result: dict[str, Any] = {}
-        self.failures: list[str] = []
-
-    def record(self, **figures: Any) -> None:
-        """Add figures to the result and save them at once, so a stage killed later still reports them."""
-        self.result.update(figures)
-        write_json(self.work / f"{self.stage}.partial.json", self.result)
-
-    def check(self, what: str, ok: bool) -> bool:
-        """A pass/fail condition of the stage; a failed one makes the stage's status 'failed'."""
-        if not ok:
-            self.failures.append(what)
-            print(f"  CHECK FAILED: {what}", flush=True)
-        return ok
 
 
 def _cpu_seconds() -> float:
@@ -68,7 +42,7 @@ def run_stage(name: str, work: Path, profile: profiles.Profile) -> bool:
     ctx = Context(name, work, profile)
     start, cpu = time.perf_counter(), _cpu_seconds()
     record: dict[str, Any] = {"name": name}
-    try:
+    try:  # imported here, after main() pinned the platform: a stage imports JAX; a failed import is its error
         module = importlib.import_module(f"benchmarks.gpu_check.{MODULES[name]}")
         module.run(name, profile, ctx)
         record["status"] = "failed" if ctx.failures else "ok"
@@ -92,14 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     profile, work = profiles.get(a.profile), Path(a.work)
     if profile.device == "cpu":
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from absl import flags
-
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")  # read by JAX when imported, and by the loop's jsphere.main
     flags.FLAGS.mark_as_parsed()  # Grain's mp_prefetch and the train-step benchmarks read absl flags
     if a.prep:
-        from benchmarks.gpu_check import stage_loop
-
-        stage_loop.prepare(profile, work)
+        loop_data.prepare(profile, work)
         return 0
     for name in a.stages:
         if not run_stage(name, work, profile):

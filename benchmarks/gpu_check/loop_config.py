@@ -12,8 +12,8 @@ from __future__ import annotations
 import ml_collections
 
 from benchmarks.gpu_check import profiles
-from benchmarks.train_step import HEAD_HPARAMS
 from configs.base import get_base_config
+from configs.opensphere_recipes import V2_HEADS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -25,7 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.kwargs = ml_collections.ConfigDict(dict(p.train_model.kwargs))
     c.model.dtype = "bfloat16"
     c.head.name = "arcface"
-    c.head.hparams = ml_collections.ConfigDict(HEAD_HPARAMS["arcface"])
+    c.head.hparams = ml_collections.ConfigDict(V2_HEADS["arcface"])  # OpenSphere v2's MS1M ArcFace
     c.data.source = data or None
     c.data.format = "arrayrecord"
     c.data.workers = p.loop_workers

@@ -1,4 +1,4 @@
-"""What each stage runs: the GPU shapes of issue 27, and ``--smoke``'s tiny ones for a CPU dry run.
+"""What each stage runs: the shapes of a GPU run (``GPU``), and ``--smoke``'s tiny ones for a CPU dry run.
 
 Plain data, no JAX: the supervising process reads the stage list and budgets from here without importing a
 framework, and ``loop_config`` builds the training config of both the ``train5`` and the ``loop`` stages from

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from benchmarks.gpu_check import profiles
-from benchmarks.gpu_check.child import write_json
+from benchmarks.gpu_check.context import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN_START_S = 10.0  # a stage is not started with less than this left before the deadline

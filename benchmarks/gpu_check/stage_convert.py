@@ -9,19 +9,24 @@ defaults: TF32 convolutions (cuDNN) and, in XLA, TF32 matmuls.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
+import torch
 
-from benchmarks.gpu_check.child import Context
+from benchmarks.common import torch_device
+from benchmarks.gpu_check.context import Context
 from benchmarks.gpu_check.profiles import Profile
+from converters import import_torch
+from converters.torch_reference.random_weights import normalised_nchw, random_torch_model
+from jsphere.data import synthetic
+from jsphere.data.decode import decode_image
+from jsphere.inference import Embedder
 
 COS_FP32, COS_BF16 = 0.9999, 0.999
 
 
 def faces(folder, n: int) -> np.ndarray:
     """``n`` synthetic aligned faces (uint8 [n, 112, 112, 3]) of n // 4 identities."""
-    from jsphere.data import synthetic
-    from jsphere.data.decode import decode_image
-
     ids = max(2, -(-n // 4))
     synthetic.generate(folder, identities=ids, images_per_identity=4, holdout_identities=2, holdout_images=2, pairs=2)
     paths = sorted((folder / "train").rglob("*.jpg"))[:n]
@@ -34,14 +39,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def run(name: str, profile: Profile, ctx: Context) -> None:
-    import jax.numpy as jnp
-    import torch
-
-    from benchmarks.common import torch_device
-    from converters import import_torch
-    from converters.torch_reference.random_weights import normalised_nchw, random_torch_model
-    from jsphere.inference import Embedder
-
     model_spec = profile.convert_model
     images = faces(ctx.work / "convert_faces", profile.convert_images)
     reference = random_torch_model(model_spec.arch, seed=0, embed_dim=512, **model_spec.kwargs)

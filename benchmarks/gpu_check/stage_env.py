@@ -7,7 +7,10 @@ import importlib.metadata
 import os
 import platform
 
-from benchmarks.gpu_check.child import Context
+import jax
+
+from benchmarks.common import machine
+from benchmarks.gpu_check.context import Context
 from benchmarks.gpu_check.profiles import Profile
 
 
@@ -29,10 +32,6 @@ def jax_cudnn_version() -> str | None:
 
 
 def run(name: str, profile: Profile, ctx: Context) -> None:
-    import jax
-
-    from benchmarks.common import machine
-
     device = jax.devices()[0]
     stats = device.memory_stats() or {}
     dists = ("jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda13-pjrt", "jax-cuda12-plugin", "flax", "optax",
@@ -47,7 +46,7 @@ def run(name: str, profile: Profile, ctx: Context) -> None:
     ctx.check(f"JAX runs on the {expected} (it runs on {device.platform})", device.platform == expected)
     print(f"  {device.device_kind} ({device.platform}), jax {jax.__version__}", flush=True)
     try:
-        import torch
+        import torch  # optional here: its absence is this stage's finding, not its error
     except ImportError:
         ctx.check("PyTorch is installed (the converter and speed stages need it)", False)
         return

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import contextlib
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.gpu_check.child import Context
+from benchmarks.gpu_check.context import Context
 from benchmarks.gpu_check.profiles import Profile
+from jsphere import heads
 
 LOSS_RTOL, GRAD_TOL = 1e-4, 1e-3
 STEP = 10  # past the first step: annealed heads (A-Softmax) are in their schedule
@@ -47,7 +50,6 @@ def _loss_kwargs(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> dict:
 
 def _f64(tree, cpu):
     """``tree`` on the CPU with its floating arrays in float64 (call with x64 enabled)."""
-    import jax
 
     def leaf(a):
         a = np.asarray(a)
@@ -58,7 +60,6 @@ def _f64(tree, cpu):
 
 def _value_and_grads(head, params, state, x, y, kwargs, precision: str | None):
     """Loss and gradients w.r.t. the embeddings and every parameter, jitted on the arrays' device."""
-    import jax
 
     def f(x, params, kw):
         return head.loss(params, state, x, y, STEP, **kw)[0]
@@ -82,7 +83,7 @@ def _torch_reference(cases, name: str, hparams: dict, x, w, y):
     """The suite's independent float64 PyTorch loss for this head and hyper-parameters, if it has one."""
     for case_name, case_hparams, fn, kw in cases:
         if case_name == name and all(hparams.get(k) == v for k, v in case_hparams.items()):
-            import torch
+            import torch  # optional: CASES is empty without it
 
             tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
             tw = torch.tensor(w, dtype=torch.float64, requires_grad=True)
@@ -93,12 +94,7 @@ def _torch_reference(cases, name: str, hparams: dict, x, w, y):
 
 
 def run(name: str, profile: Profile, ctx: Context) -> None:
-    import jax
-    import jax.numpy as jnp
-
-    from jsphere import heads
-
-    try:
+    try:  # PyTorch is optional here: without it, the float64 jsphere references alone
         from converters.torch_reference.losses import HEAD_CASES as CASES
     except ImportError as e:  # no PyTorch: the float64 jsphere references alone
         print(f"  no independent PyTorch references: {e}", flush=True)

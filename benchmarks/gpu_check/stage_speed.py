@@ -15,26 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.gpu_check.child import Context
+import torch
+
+from benchmarks.common import interleaved
+from benchmarks.embed import jsphere_runner, torch_runner
+from benchmarks.gpu_check.context import Context
+from benchmarks.gpu_check.measure import device_memory
 from benchmarks.gpu_check.profiles import Profile
+from benchmarks.train_step import jsphere_step, matmul_peak_flops, torch_step
 
 H100_BF16_PEAK = 989e12
 LAYOUTS = ("nchw", "channels_last")
 
 
-def _torch_setup(profile: Profile):
-    import torch
-
-    if profile.device == "gpu":
-        torch.backends.cudnn.benchmark = True
-    return torch
-
-
 def torch_built(profile: Profile, build: Callable[[], Callable[[], object]]) -> tuple[Callable[[], object], Any]:
     """(runner, peak GiB of its own allocations over two calls, None off CUDA); the runner is warm."""
-    torch = _torch_setup(profile)
     cuda = profile.device == "gpu"
     if cuda:
+        torch.backends.cudnn.benchmark = True
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated()
@@ -60,10 +58,6 @@ def _torch_variants(profile: Profile, ctx: Context, build: Callable[[str], Calla
 
 
 def train_speed(name: str, profile: Profile, ctx: Context) -> None:
-    from benchmarks.common import interleaved
-    from benchmarks.gpu_check.stage_train import device_memory
-    from benchmarks.train_step import jsphere_step, matmul_peak_flops, torch_step
-
     case = profile.speed[name]
     arch, kw = case.model.arch, case.model.kwargs
     ctx.record(arch=arch, kwargs=kw, head=case.head, batch=case.batch, classes=case.classes, dtype="bf16")
@@ -99,9 +93,6 @@ def train_speed(name: str, profile: Profile, ctx: Context) -> None:
 
 
 def embed_speed(name: str, profile: Profile, ctx: Context) -> None:
-    from benchmarks.common import interleaved
-    from benchmarks.embed import jsphere_runner, torch_runner
-
     model = profile.embed[name]
     b = profile.embed_batch
     ctx.record(arch=model.arch, kwargs=model.kwargs, batch=b)

@@ -1,8 +1,8 @@
-"""Stages ``train5`` and ``sharded``, and the loop recipe's step (``recipe_step``, also timed by ``loop``).
+"""Stages ``train5`` and ``sharded``.
 
-* ``train5``: the loop's recipe (iresnet50 + ArcFace, bf16, batch 256 on a GPU) built through the public
-  trainer API exactly as ``jsphere.main`` builds it; 5 steps on one fixed batch must give finite losses, the
-  last below the first; then the step's own img/s over ``timed_steps`` more.
+* ``train5``: the loop's recipe (iresnet50 + ArcFace, bf16, batch 256 on a GPU), built by ``measure.recipe_step``
+  through the public trainer API exactly as ``jsphere.main`` builds it; 5 steps on one fixed batch must give
+  finite losses, the last below the first; then the step's own img/s over ``timed_steps`` more.
 * ``sharded``: the class-sharded ArcFace head over every device (85,742 classes, batch 512) with
   ``sample_rate=0.2``: exactly devices x k centre rows get gradient, every positive class among them, and the
   loss equals the dense head's over those rows (both at ``highest`` precision: rtol 1e-4); the sampled head's
@@ -11,70 +11,19 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.gpu_check.child import Context
+from benchmarks.common import timed
+from benchmarks.gpu_check.context import Context
+from benchmarks.gpu_check.measure import device_memory, recipe_step, time_steps
 from benchmarks.gpu_check.profiles import Profile
-
-
-def device_memory() -> dict[str, float]:
-    """The device's allocator figures (GiB) when the backend reports them (GPUs do, CPUs may not)."""
-    import jax
-
-    stats = jax.devices()[0].memory_stats() or {}
-    return {k: round(stats[k] / 2**30, 3) for k in ("peak_bytes_in_use", "bytes_in_use") if k in stats}
-
-
-def cost_flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", 0.0)) if cost else 0.0
-
-
-def recipe_step(profile: Profile, seed: int = 0) -> tuple[Any, dict, dict, dict[str, Any]]:
-    """(compiled step, state holder, batch, facts) of the loop's recipe on a random batch of its shapes."""
-    import jax
-
-    from benchmarks.gpu_check import loop_config
-    from jsphere import parallel, trainers
-
-    config = loop_config.get_config(f"{profile.name},")
-    mesh = parallel.make_mesh(config.num_devices or None)
-    trainer = trainers.get(config.trainer)
-    setup = trainers.make_setup(config, mesh, profile.identities, trainer.init_extra)
-    holder = {"state": trainers.init_state(setup)}
-    step = trainers.make_step(setup, trainer.loss, trainer.finish, trainer.prepare)
-    rng = np.random.default_rng(seed)
-    b = config.batch_size
-    batch = parallel.global_batch({"image": rng.uniform(-1, 1, (b, 112, 112, 3)).astype(np.float32),
-                                   "label": rng.integers(0, profile.identities, b).astype(np.int32)}, mesh)
-    start = time.perf_counter()
-    compiled = step.lower(holder["state"], batch).compile()
-    facts = {"compile_s": round(time.perf_counter() - start, 2), "flops_per_step": cost_flops(compiled),
-             "arch": config.model.name, "batch": b, "classes": profile.identities, "dtype": config.model.dtype}
-    jax.block_until_ready(holder["state"])
-    return compiled, holder, batch, facts
-
-
-def time_steps(compiled, holder: dict, batch: dict, steps: int) -> float:
-    """Median seconds of ``steps`` steps (after one untimed)."""
-    import jax
-
-    from benchmarks.common import timed
-
-    def run():
-        holder["state"], metrics = compiled(holder["state"], batch)
-        jax.block_until_ready(metrics)
-
-    return timed(run, steps, warmup=1)[0]
+from jsphere import heads, parallel
+from jsphere.heads.sharded import ShardedHead
 
 
 def train5(profile: Profile, ctx: Context) -> None:
-    import jax
-
     compiled, holder, batch, facts = recipe_step(profile)
     ctx.record(**facts)
     losses = []
@@ -93,13 +42,6 @@ def train5(profile: Profile, ctx: Context) -> None:
 
 
 def sharded(profile: Profile, ctx: Context) -> None:
-    import jax
-    import jax.numpy as jnp
-
-    from benchmarks.common import timed
-    from jsphere import heads, parallel
-    from jsphere.heads.sharded import ShardedHead
-
     classes, b, d, rate = profile.sharded
     mesh = parallel.make_mesh()
     head = heads.build("arcface")

@@ -1,5 +1,5 @@
-"""The short table printed last (and written to ``gpu_check.md``): one row per stage, its status, time and the
-figures that answer the issue's questions."""
+"""The short table printed last (and written to ``gpu_check.md``): one row per stage, its status, time and its
+headline figures (device and versions, worst errors against float64, img/s against PyTorch, MFU, memory)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn import metrics as skmetrics
 
 from jsphere.eval.pairs import PairSet, load_pair_set
-from jsphere.eval.verification import OPENSPHERE_FPRS, kfold_accuracy, l2_normalize, opensphere_metrics, xnorm
+from jsphere.eval.verification import OPENSPHERE_V1_FPRS, kfold_accuracy, l2_normalize, opensphere_metrics, xnorm
 
 SET_TYPES = ("pairs", "bin", "ijb")
 
@@ -50,7 +50,7 @@ class PairEvaluator:
         self.name = set_cfg.get("name", str(set_cfg["path"]))
         self.pairs: PairSet = load_pair_set(set_cfg)
         self.flip = set_cfg.get("flip", eval_cfg.get("flip", "sum"))
-        self.fprs = tuple(set_cfg.get("fprs", eval_cfg.get("fprs", OPENSPHERE_FPRS)))
+        self.fprs = tuple(set_cfg.get("fprs", eval_cfg.get("fprs", OPENSPHERE_V1_FPRS)))
         self.batch_size = eval_cfg.get("batch_size")
 
     def score(self, features: np.ndarray) -> Result:

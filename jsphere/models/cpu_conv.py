@@ -21,23 +21,8 @@ times every formulation of every pass for each layer kind of the backbones):
   product of the kernel taps' shifted slices, concatenated on channels, with ``dy``), both over batch chunks of
   a few MB so that their temporaries stay in cache.
 
-Measured (``benchmarks.conv``, AMD EPYC with AVX2 and no AVX-512, 2 cores, fp32, median ms; the chosen one in
-brackets; the 7x7 row after the Winograd kernel transform moved out of the batch-chunk loop):
-
-=================================  ====================  ======================  ============================
-layer, batch                       forward xla | wino    input grad xla | alt    weight grad xla | alt
-=================================  ====================  ======================  ============================
-3x3 64 @112, b16 (IResNet)         270 | [190]           243 | wino [217]        2476 | wino [271], im2col 441
-3x3 64 @56, b32 (SFNet)            147 | [120]           142 | wino [123]        986 | wino [148], im2col 223
-3x3 64 @56, b16                    61 | [53]             59 | wino [55]          361 | wino [75], im2col 107
-3x3 128 @28, b16                   29 | [28]             30 | wino [29]          113 | wino [31], im2col 61
-3x3 256 @14, b16                   37 | [23]             34 | wino [23]          67 | wino [22], im2col 41
-3x3 256 @14, b32                   72 | [50]             79 | wino [55]          162 | wino [51], im2col 100
-3x3 512 @7, b16                    60 | [26]             59 | wino [28]          64 | wino [30], im2col 45
-3x3 64->128 stride 2 @56, b64      [175] | im2col 145    227 | phases [110]      1205 | im2col [134]
-3x3 64 stride 2 @112, b16          [114]                 191 | phases [67]       403 | im2col [111]
-1x1 64 stride 2 @112, b16          8 (fwd+bwd 236)       pointwise: fwd+bwd [69]
-=================================  ====================  ======================  ============================
+The measurements behind these choices, per layer kind and pass (``python -m benchmarks.conv`` on a 2-core AMD
+EPYC with AVX2 and no AVX-512), are BENCHMARKS.md's table "The CPU convolution path, pass by pass".
 
 Anything else (dilation, other layouts, large groups, negative padding) is XLA's own convolution. The numerics
 are the same sums in another order: outputs and gradients equal ``lax.conv_general_dilated``'s to float32
@@ -102,8 +87,7 @@ def _out_size(size: int, kernel: int, stride: int, pads: tuple[int, int]) -> int
 def plan(x_shape: Sequence[int], w_shape: Sequence[int], strides: tuple[int, int], padding: tuple,
          groups: int) -> ConvPlan:
     """The ``ConvPlan`` of an NHWC convolution of input ``x_shape`` [N, H, W, C_in] and kernel ``w_shape``
-    [kh, kw, C_in / groups, C_out] on the CPU (the thresholds: ``benchmarks.conv`` on AVX2, in the module
-    docstring)."""
+    [kh, kw, C_in / groups, C_out] on the CPU (the thresholds: ``benchmarks.conv`` on AVX2, in BENCHMARKS.md)."""
     _, h, w, cin = x_shape
     kh, kw, _, cout = w_shape
     pads = [p for pair in padding for p in pair]

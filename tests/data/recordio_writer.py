@@ -1,4 +1,6 @@
-"""A RecordIO writer written from the byte layout (spec/insightface.md §4.1), for the tests only."""
+"""A RecordIO writer written from dmlc-core's byte layout (recordio.h: a magic word, a length word whose top 3
+bits flag a record split at an embedded magic word, the payload padded to 4 bytes; MXNet's image header
+before the image bytes), for the tests only."""
 
 import struct
 

@@ -1,4 +1,5 @@
-"""OpenSphere v1 ms1m_sfnet64bn_sphereface.yml, kept faithful to what it runs.
+"""OpenSphere v1's ``config/train/ms1m_sfnet64bn_sphereface.yml`` (branch OpenSphere_v0), kept faithful to what
+it runs.
 
 Its ``norm_layer`` is unset, so OpenSphere builds SFNet-64 *without* BN despite the name; this recipe does the
 same (use ``--config.model.name=sfnet64_bn`` for the BN network).

@@ -1,4 +1,4 @@
-"""OpenSphere v2: MS1M-refine, iresnet100, arcface (v2 hyper-parameters)."""
+"""OpenSphere v2's ``config/train/ms1m_iresnet100_arcface.yml``: MS1M-refine, IResNet-100, arcface."""
 
 from configs import opensphere_recipes as recipes
 

@@ -1,4 +1,5 @@
-"""OpenSphere v1: MS1M-refine, IResNet-100, SphereFace s=32 m=1.7."""
+"""OpenSphere v1's ``config/train/ms1m_iresnet100_sphereface.yml`` (branch OpenSphere_v0): MS1M-refine,
+IResNet-100, SphereFace s=32 m=1.7."""
 
 from configs import opensphere_recipes as recipes
 

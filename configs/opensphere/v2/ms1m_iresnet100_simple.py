@@ -1,4 +1,4 @@
-"""OpenSphere v2: MS1M-refine, iresnet100, simple (v2 hyper-parameters)."""
+"""OpenSphere v2's ``config/train/ms1m_iresnet100_simple.yml``: MS1M-refine, IResNet-100, simple."""
 
 from configs import opensphere_recipes as recipes
 
