@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import import_torch, infer, layouts, pth
+from converters import import_torch
+from converters.core import infer, layouts
+from converters.pth_format import pth_file
 from converters.torch_reference import backbones as torch_backbones
 from jsphere import cli, observe
 
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", default=None, help="a pair file (any published form): side-by-side verification accuracy")
     p.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
-    state_dict, _, layout = layouts.split_checkpoint(pth.load(a.pth), a.pth)
+    state_dict, _, layout = layouts.split_checkpoint(pth_file.load(a.pth), a.pth)
     kwargs = import_torch.parse_json_object(a.model_kwargs, "--model-kwargs")
     fits = infer.infer(state_dict, layout, a.pth) if a.arch == import_torch.AUTO else []
     if len(fits) > 1:  # the keys cannot tell: check the first, compare with the others below

@@ -8,7 +8,7 @@ TorchScript-based exporter writes in eval mode: input ``input`` float32 [N, 3, 1
 needs no setting), output ``embedding`` [N, D] (not normalised), dynamic batch size; BatchNorms after convolutions
 are folded into them by the exporter. A model imported with another input convention takes this input too: a BGR
 model's channel swap is folded into its first convolution, another normalisation becomes an in-graph multiply-add
-(``converters.conventions``). With onnxruntime installed the file is checked after writing: onnxruntime and jsphere
+(``converters.core.conventions``). With onnxruntime installed the file is checked after writing: onnxruntime and jsphere
 embed the same rendered faces and must agree (min cosine >= 0.99999). Needs ``pip install 'jsphere[torch,onnx]'``.
 """
 
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import conventions, export_torch
+from converters import export_torch
+from converters.core import conventions
 from jsphere import cli, outputs
 from jsphere.inference import InputConvention
 

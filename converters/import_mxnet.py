@@ -44,7 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import folding, import_torch, mxnet_params
+from converters import import_torch
+from converters.core import folding
+from converters.mxnet_format import model_files
 from jsphere import cli, outputs
 
 INSIGHTFACE_INPUT = (0.0078125, -127.5 * 0.0078125)  # data = (data - 127.5) * 0.0078125 in every recognition symbol
@@ -57,7 +59,7 @@ UNNAMED_DEFAULTS = {("pre_fc1", "weight"): ("pre_fc1_weight", "fc1_weight")}
 # Operators an insightface fmobilefacenet (GDC) / fresnet (E) embedding is computed with; any other one (GNAP's
 # attention, SE's sigmoid gates, plain ReLU) means a variant jsphere has no layer for.
 KNOWN_OPS = {"Convolution", "BatchNorm", "FullyConnected", "elemwise_add", "_Plus", "_plus", "Dropout", "Flatten",
-             *mxnet_params.SCALAR_OPS}
+             *model_files.SCALAR_OPS}
 MBF_STAGE1_GROUPS = 128  # arcface_torch's (and jsphere's) first Residual; insightface's y2 symbol uses 64
 
 
@@ -126,7 +128,7 @@ class ParamNames:
     """Which variable holds each operator argument: read off the symbol's graph (the variables each operator
     reads), or, with no symbol, the names insightface's symbol code gives them."""
 
-    def __init__(self, params: set[str], symbol: mxnet_params.Symbol | None, where: str):
+    def __init__(self, params: set[str], symbol: model_files.Symbol | None, where: str):
         self.params, self.symbol, self.where = params, symbol, where
 
     def has(self, op: str) -> bool:
@@ -142,7 +144,7 @@ class ParamNames:
         return next((c for c in candidates if c in self.params), None)
 
 
-def _check_operators(symbol: mxnet_params.Symbol, network: str, where: str) -> None:
+def _check_operators(symbol: model_files.Symbol, network: str, where: str) -> None:
     """Refuse a symbol whose embedding uses an operator none of jsphere's layers computes, naming it."""
     for name, op in symbol.embedding_ops:
         prelu = op == "LeakyReLU" and str(symbol.operators[name].attrs.get("act_type", "leaky")) == "prelu"
@@ -175,7 +177,7 @@ def _widen_depthwise(sd: dict, prefix: str, groups: int) -> None:
     pad(f"{prefix}.layers.2.layers.0.weight", 1)
 
 
-def to_torch_state_dict(params: dict[str, np.ndarray], symbol: mxnet_params.Symbol | None,
+def to_torch_state_dict(params: dict[str, np.ndarray], symbol: model_files.Symbol | None,
                         where: str) -> tuple[OrderedDict, str]:
     """A torch-named state_dict (arcface_torch key names) computing what the MXNet network computes, with the
     jsphere input convention; returns it and the network's name."""
@@ -256,8 +258,8 @@ def import_params(params: str, out: str, *, symbol: str | None = None, arch: str
     symbol_file = Path(symbol) if symbol else symbol_path_for(params_path)
     if symbol and not symbol_file.exists():
         raise FileNotFoundError(f"{symbol_file} does not exist")
-    arrays = mxnet_params.read_params(params_path)
-    sym = mxnet_params.read_symbol(symbol_file) if symbol_file.exists() else None
+    arrays = model_files.read_params(params_path)
+    sym = model_files.read_symbol(symbol_file) if symbol_file.exists() else None
     sd, network = to_torch_state_dict(arrays, sym, str(params_path))
     if sym is None:
         print(f"converters.import_mxnet: no {symbol_file.name} beside the params: using insightface's symbol "

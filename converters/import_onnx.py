@@ -6,9 +6,9 @@ Made for the models people deploy — insightface's ``buffalo_l/w600k_r50.onnx``
 models, paddle2onnx exports of arcface_paddle's MobileFaceNet, torch.onnx exports of AdaFace / TreB1eN /
 face.evoLVe IR and IR-SE models and of foamliu's MobileFaceNet — and for what ``converters.export_onnx`` writes.
 ONNX initializer names are arbitrary, so the graph's weighted layers are matched, in data-flow order, to the
-layers of the jsphere backbone that the graph's shapes describe (``converters.onnx_detect``). ``--arch`` names
-the backbone instead (detection is then only used for the shape knobs of that family), ``--model-kwargs``
-overrides what was read. Equivalent forms are accepted and what exporters change is undone exactly:
+layers of the jsphere backbone that the graph's shapes describe (``converters.onnx_format.architecture``).
+``--arch`` names the backbone instead (detection is then only used for the shape knobs of that family),
+``--model-kwargs`` overrides what was read. Equivalent forms are accepted and what exporters change is undone exactly:
 
 * a 1x1 ``Conv`` over a 1x1 map is a Linear layer (and a ``Gemm`` a 1x1 convolution where the model has one);
 * a BatchNorm folded into the preceding Conv/Gemm (PyTorch's exporter does this in eval mode) becomes that
@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import conventions, folding, import_torch, infer, layer_order, onnx_detect, onnx_graph
+from converters import import_torch
+from converters.core import conventions, folding, infer, layer_order
+from converters.onnx_format import architecture, graph_reader
 from jsphere import cli, models, outputs
 from jsphere.inference import JSPHERE, InputConvention
 
@@ -69,7 +71,7 @@ def _put_batchnorm(sd: dict, layer: layer_order.Layer, tensors: dict, fail) -> N
     _put(sd, layer.key, {"running_mean": tensors["running_mean"], "running_var": np.maximum(var, 0.0)})
 
 
-def _weight_as(op: onnx_graph.Op, layer: layer_order.Layer) -> np.ndarray | None:
+def _weight_as(op: graph_reader.Op, layer: layer_order.Layer) -> np.ndarray | None:
     """``op``'s weight in ``layer``'s torch layout when they compute the same thing, else None."""
     if op.kind == layer.kind:
         return np.asarray(op.weight, np.float32)
@@ -80,7 +82,7 @@ def _weight_as(op: onnx_graph.Op, layer: layer_order.Layer) -> np.ndarray | None
     return None
 
 
-def to_torch_state_dict(graph: onnx_graph.Graph, found: infer.Found, where: str,
+def to_torch_state_dict(graph: graph_reader.Graph, found: infer.Found, where: str,
                         fold_input: bool | None = None) -> OrderedDict:
     """Torch-named tensors of ``found`` computing what the graph computes; the input preprocessing is folded into
     the first convolution when ``fold_input`` (default: whenever the graph has one)."""
@@ -151,7 +153,7 @@ def to_torch_state_dict(graph: onnx_graph.Graph, found: infer.Found, where: str,
     return sd
 
 
-def pixel_map(graph: onnx_graph.Graph) -> tuple[np.ndarray, np.ndarray]:
+def pixel_map(graph: graph_reader.Graph) -> tuple[np.ndarray, np.ndarray]:
     """The graph's preprocessing as ``scale * pixels + offset`` on 0-255 pixels (the graph's own map when it takes
     pixels, else its map composed with jsphere's ``(p - 127.5) / 127.5``)."""
     scale, offset = (np.asarray(v, np.float64).reshape(-1) for v in (graph.input_scale, graph.input_offset))
@@ -160,7 +162,7 @@ def pixel_map(graph: onnx_graph.Graph) -> tuple[np.ndarray, np.ndarray]:
     return scale / folding.PIXEL_STD, offset - scale * folding.PIXEL_MEAN / folding.PIXEL_STD
 
 
-def input_convention(graph: onnx_graph.Graph, where: str) -> InputConvention | None:
+def input_convention(graph: graph_reader.Graph, where: str) -> InputConvention | None:
     """The input the graph's preprocessing asks for when it cannot be folded into the first convolution (an
     offset other than jsphere's), as an ``InputConvention``; None when it folds (or there is none)."""
     if not graph.normalises_input:
@@ -175,21 +177,21 @@ def input_convention(graph: onnx_graph.Graph, where: str) -> InputConvention | N
     return InputConvention("RGB", tuple(-offset / scale), tuple(1.0 / scale))
 
 
-def resolve(graph: onnx_graph.Graph, where: str, arch: str = import_torch.AUTO,
+def resolve(graph: graph_reader.Graph, where: str, arch: str = import_torch.AUTO,
             kwargs: dict | None = None) -> infer.Found:
     """The backbone to build: detected, or ``arch`` (with the shape knobs detection reads when it recognises the
     same family); explicit ``kwargs`` win."""
     if arch == import_torch.AUTO:
-        found = onnx_detect.infer_model(graph, where)
+        found = architecture.infer_model(graph, where)
     else:
         if arch not in models.names():
             raise ValueError(f"unknown --arch {arch!r}; valid: {import_torch.AUTO}, {', '.join(models.names())}")
         try:
-            detected = onnx_detect.infer_model(graph, where)
+            detected = architecture.infer_model(graph, where)
         except ValueError:
             detected = None
         carried = detected.kwargs if detected and family(detected.arch) == family(arch) else {}
-        found = infer.Found(arch, onnx_detect.embed_dim(graph), carried, f"--arch {arch}")
+        found = infer.Found(arch, architecture.embed_dim(graph), carried, f"--arch {arch}")
     return infer.Found(found.arch, found.embed_dim, {**found.kwargs, **(kwargs or {})}, found.description)
 
 
@@ -200,7 +202,7 @@ def import_onnx(path: str, out: str, *, arch: str = import_torch.AUTO, kwargs: d
     themselves."""
     outputs.check_free(out, overwrite=overwrite)
     where = str(path)
-    graph = onnx_graph.read(path)
+    graph = graph_reader.read(path)
     found = resolve(graph, where, arch, kwargs)
     recorded = input_convention(graph, where)  # the graph's own preprocessing, when it cannot be folded
     if convention_override is not None and recorded is not None:

@@ -8,7 +8,7 @@ IResNet's ``features`` scale was trained (``--arch auto``, the default, prints w
 ``sfnet*_deprecated`` have the same keys but compute different functions: for such a file name one with ``--arch``;
 ``python -m converters.check`` shows which one reproduces PyTorch and verifies faces. ``--model-kwargs`` overrides
 keyword arguments of the model (e.g. ``'{"scale": 1}'``). Nothing is left in ``--out`` when the import fails.
-The input the model was trained on is recorded with it (``converters.conventions``: AdaFace and TreB1eN feed BGR,
+The input the model was trained on is recorded with it (``converters.core.conventions``: AdaFace and TreB1eN feed BGR,
 foamliu's MobileFaceNet ImageNet-normalised RGB); ``--input-convention rgb|bgr|imagenet|JSON`` overrides it.
 The output directory works with ``jsphere.embed``, ``--mode=eval`` and ``config.init_from``.
 """
@@ -24,7 +24,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from converters import conventions, infer, layouts, mapping, pth
+from converters.core import conventions, infer, layouts, mapping
+from converters.pth_format import pth_file
 from jsphere import checkpoint, cli, models, outputs
 from jsphere.inference import JSPHERE, InputConvention
 from jsphere.models import mobilefacenet
@@ -180,10 +181,10 @@ def import_checkpoint(arch: str, backbone: str, out: str, *, head: str | None = 
     ``report(found, layout)`` is called with what was recognised before anything is written; ``input_convention``
     replaces the one the file's origin implies."""
     outputs.check_free(out, overwrite=overwrite)
-    bkb_sd, head_sd, layout = layouts.split_checkpoint(pth.load(backbone), str(backbone))
+    bkb_sd, head_sd, layout = layouts.split_checkpoint(pth_file.load(backbone), str(backbone))
     head_layout = layout
     if head:
-        head_sd, _, head_layout = layouts.split_checkpoint(pth.load(head), str(head))
+        head_sd, _, head_layout = layouts.split_checkpoint(pth_file.load(head), str(head))
     found = resolve(bkb_sd, layout, str(backbone), arch=arch, kwargs=kwargs, embed_dim=embed_dim)
     found = with_input(found, backbone, input_convention)
     if report:

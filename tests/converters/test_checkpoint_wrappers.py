@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from converters import import_torch, infer, layouts, pth
+from converters import import_torch
+from converters.core import infer, layouts
+from converters.pth_format import pth_file
 from converters.torch_reference.random_weights import random_torch_model
 from jsphere import checkpoint
 
@@ -34,7 +36,7 @@ def state_dict():
 @pytest.mark.parametrize("wrapper", sorted(WRAPPERS))
 def test_the_backbone_is_found_inside_every_common_wrapper(tmp_path, state_dict, wrapper):
     torch.save(WRAPPERS[wrapper](state_dict), tmp_path / "w.pth")
-    backbone, head, layout = layouts.split_checkpoint(pth.load(tmp_path / "w.pth"), "w.pth")
+    backbone, head, layout = layouts.split_checkpoint(pth_file.load(tmp_path / "w.pth"), "w.pth")
     assert list(backbone) == list(state_dict) and head is None
     assert layout == ("adaface" if wrapper == "lightning" else "insightface")
     for key, value in state_dict.items():
@@ -54,7 +56,7 @@ def test_a_file_without_a_state_dict_names_its_keys_and_tensor_count(tmp_path):
     with pytest.raises(ValueError, match=r"odd\.pth: no state_dict found: the top-level keys are \['epoch', 'arch', "
                                          r"'optimizer'\], with 1 tensors in the whole file; jsphere looks for .*"
                                          r"'net_state_dict'"):
-        layouts.split_checkpoint(pth.load(tmp_path / "odd.pth"), str(tmp_path / "odd.pth"))
+        layouts.split_checkpoint(pth_file.load(tmp_path / "odd.pth"), str(tmp_path / "odd.pth"))
 
 
 def test_xiaoccer_112x96_mobilefacenet_is_named_and_refused():

@@ -12,7 +12,9 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import check, export_torch, import_torch, mapping, pth
+from converters import check, export_torch, import_torch
+from converters.core import mapping
+from converters.pth_format import pth_file
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference import heads as torch_heads
 from converters.torch_reference.random_weights import D, random_torch_model
@@ -191,8 +193,8 @@ def test_malicious_pickle_is_refused_and_its_payload_never_runs(tmp_path):
 
     with zipfile.ZipFile(tmp_path / "evil.pth", "w") as z:
         z.writestr("evil/data.pkl", pickle.dumps({"w": Payload()}, protocol=2))
-    with pytest.raises(pth.UnsafeCheckpointError, match="refusing to load .*open"):
-        pth.load(tmp_path / "evil.pth")
+    with pytest.raises(pth_file.UnsafeCheckpointError, match="refusing to load .*open"):
+        pth_file.load(tmp_path / "evil.pth")
     assert not marker.exists()
 
 
@@ -201,4 +203,4 @@ def test_truncated_zip_is_reported(tmp_path):
     data = (tmp_path / "ok.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="cut.pth: not a readable .pth zip archive.*truncated"):
-        pth.load(tmp_path / "cut.pth")
+        pth_file.load(tmp_path / "cut.pth")

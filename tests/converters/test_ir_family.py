@@ -11,7 +11,8 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import conventions, export_onnx, export_torch, import_torch, infer, mapping
+from converters import export_onnx, export_torch, import_torch
+from converters.core import conventions, infer, mapping
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models

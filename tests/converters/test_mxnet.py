@@ -16,7 +16,9 @@ import struct
 import numpy as np
 import pytest
 
-from converters import folding, import_mxnet, infer, layer_order, mxnet_params
+from converters import import_mxnet
+from converters.core import folding, infer, layer_order
+from converters.mxnet_format import model_files
 from jsphere import checkpoint
 from jsphere.inference import Embedder
 from tests.converters.mxnet_zoo import FMobileFaceNet, FResNet, faces, write_params
@@ -69,9 +71,9 @@ def test_zoo_model_imports_with_no_flags_and_reproduces_the_mxnet_network(tmp_pa
 @pytest.mark.parametrize("key", list(ZOO))
 def test_without_a_symbol_file_insightface_names_give_the_same_weights(tmp_path, key):
     _files(tmp_path, key, seed=3)
-    params = mxnet_params.read_params(tmp_path / "model-0000.params")
+    params = model_files.read_params(tmp_path / "model-0000.params")
     sd_default, _ = import_mxnet.to_torch_state_dict(params, None, "f")
-    symbol = mxnet_params.read_symbol(tmp_path / "model-symbol.json")
+    symbol = model_files.read_symbol(tmp_path / "model-symbol.json")
     sd_symbol, _ = import_mxnet.to_torch_state_dict(params, symbol, "f")
     assert list(sd_default) == list(sd_symbol)
     for k in sd_default:
@@ -90,10 +92,10 @@ def test_variables_are_found_through_the_graph_whatever_their_names(tmp_path):
     (tmp_path / "renamed-symbol.json").write_text(json.dumps(symbol_json))
     params = {f"{k[:4]}{renamed[k[4:]]}": v for k, v in net.p.items()}
     write_params(tmp_path / "renamed-0000.params", params)
-    sd, _ = import_mxnet.to_torch_state_dict(mxnet_params.read_params(tmp_path / "renamed-0000.params"),
-                                             mxnet_params.read_symbol(tmp_path / "renamed-symbol.json"), "f")
-    reference, _ = import_mxnet.to_torch_state_dict(mxnet_params.read_params(tmp_path / "model-0000.params"),
-                                                    mxnet_params.read_symbol(tmp_path / "model-symbol.json"), "f")
+    sd, _ = import_mxnet.to_torch_state_dict(model_files.read_params(tmp_path / "renamed-0000.params"),
+                                             model_files.read_symbol(tmp_path / "renamed-symbol.json"), "f")
+    reference, _ = import_mxnet.to_torch_state_dict(model_files.read_params(tmp_path / "model-0000.params"),
+                                                    model_files.read_symbol(tmp_path / "model-symbol.json"), "f")
     for k in reference:
         np.testing.assert_array_equal(sd[k], reference[k])
 
@@ -111,7 +113,7 @@ def test_deep_zoo_networks_map_onto_every_jsphere_layer(tmp_path, network, arch,
     are the ones widened to 128."""
     net = network()
     net.write_symbol(tmp_path / "s.json")
-    names = import_mxnet.ParamNames({k[4:] for k in net.p}, mxnet_params.read_symbol(tmp_path / "s.json"), "f")
+    names = import_mxnet.ParamNames({k[4:] for k in net.p}, model_files.read_symbol(tmp_path / "s.json"), "f")
     rows = (import_mxnet.mobilefacenet_layers if arch == "mobilefacenet" else import_mxnet.iresnet_layers)(names.has)
     expected = {layer.key: layer for layer in layer_order.call_order(arch, dim, kwargs)}
     assert sorted(t for _, t, _ in rows) == sorted(expected)
@@ -142,15 +144,15 @@ def test_malformed_symbol_graphs_are_refused_in_one_line(tmp_path):
     symbol_json["nodes"][5]["inputs"] = [[10**9, 0, 0]]
     (tmp_path / "a.json").write_text(json.dumps(symbol_json))
     with pytest.raises(ValueError, match=r"a.json: node 5 .* reads \[1000000000, 0, 0\], which is no node"):
-        mxnet_params.read_symbol(tmp_path / "a.json")
+        model_files.read_symbol(tmp_path / "a.json")
     (tmp_path / "b.json").write_text(json.dumps({"nodes": {"op": "null"}}))
     with pytest.raises(ValueError, match="b.json is not an MXNet symbol JSON"):
-        mxnet_params.read_symbol(tmp_path / "b.json")
+        model_files.read_symbol(tmp_path / "b.json")
     symbol_json = net.symbol()
     next(n for n in symbol_json["nodes"] if n["name"] == "fc1")["attrs"]["eps"] = "tiny"
     (tmp_path / "c.json").write_text(json.dumps(symbol_json))
     with pytest.raises(ValueError, match="BatchNorm 'fc1' has eps 'tiny', which is no number"):
-        mxnet_params.read_symbol(tmp_path / "c.json").bn("fc1")
+        model_files.read_symbol(tmp_path / "c.json").bn("fc1")
 
 
 def test_batchnorm_eps_fix_gamma_and_shift_fold_exactly():
@@ -181,7 +183,7 @@ def test_every_ndarray_header_version_reads(tmp_path):
         f.write(struct.pack("<Ii2q", 0xF993FAC8, 2, 2, 3) + struct.pack("<iii", 1, 0, 2) + a16.tobytes())
         f.write(struct.pack("<II", 1, 4) + struct.pack("<iii", 2, 0, 6) + a64.tobytes())
         f.write(struct.pack("<Q", 2) + struct.pack("<Q", 5) + b"arg:a" + struct.pack("<Q", 5) + b"aux:b")
-    got = mxnet_params.read_params(tmp_path / "v.params")
+    got = model_files.read_params(tmp_path / "v.params")
     np.testing.assert_array_equal(got["arg:a"], a16)
     np.testing.assert_array_equal(got["aux:b"], a64)
 

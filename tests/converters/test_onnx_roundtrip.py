@@ -17,7 +17,8 @@ import re
 import numpy as np
 import pytest
 
-from converters import export_onnx, import_onnx, onnx_detect
+from converters import export_onnx, import_onnx
+from converters.onnx_format import architecture
 from converters.torch_reference.random_weights import images, random_torch_model, torch_embed
 from jsphere import checkpoint, models
 from jsphere.models import sfnet
@@ -85,7 +86,7 @@ def _export(model, path, opset=17):
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_every_registry_backbone_is_recognised_in_its_exported_graph(case):
     name, kwargs = case
-    found = onnx_detect.infer_model(emulate(name, DIM, **kwargs), name)
+    found = architecture.infer_model(emulate(name, DIM, **kwargs), name)
     arch, expected_kwargs = _expected(name, kwargs)
     assert (found.arch, found.embed_dim) == (arch, DIM) and _same_model(found.kwargs, expected_kwargs), found
 

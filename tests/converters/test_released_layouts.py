@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import export_torch, import_torch, infer
+from converters import export_torch, import_torch
+from converters.core import infer
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images, random_torch_model, torch_embed
 from jsphere import checkpoint

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import import_mtcnn, npy_objects
+from converters import import_mtcnn
+from converters.mtcnn_weights import npy_objects
 from jsphere import cli
 from jsphere.detect import Detector, weights
 from tests.detect import fixtures

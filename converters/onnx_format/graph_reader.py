@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from converters import onnx_load
+from converters.onnx_format import model_file
 
 PASS_THROUGH = {"Identity", "Dropout", "Cast"}
 FLATTEN = {"Flatten", "Reshape", "Squeeze", "Unsqueeze"}
@@ -106,7 +106,7 @@ def _fold_constant(node, values: list[np.ndarray]) -> np.ndarray:
 
 
 def _attributes(node) -> dict:
-    onnx = onnx_load.onnx_module()
+    onnx = model_file.onnx_module()
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -267,7 +267,7 @@ def _data_flow_order(steps: dict[str, _Step], output: str) -> list[Op]:
 def read(path: str | os.PathLike) -> Graph:
     """The weighted layers of an ONNX model in data-flow order, its input preprocessing and structure facts."""
     where = str(path)
-    r = _Reader(onnx_load.load(path), where)
+    r = _Reader(model_file.load(path), where)
     alias = {}  # tensor -> the tensor it passes through unchanged
     image = {r.image}  # tensors computed from the image (shape side branches excluded)
     sizes: dict[str, int | None] = {r.image: r.size}

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters import infer
-from converters.onnx_graph import Graph, Op
+from converters.core import infer
+from converters.onnx_format.graph_reader import Graph, Op
 from jsphere import models
 from jsphere.models import ir, iresnet, sfnet
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from converters import mapping
+from converters.core import mapping
 from jsphere import models
 from jsphere.models.layers import BatchNorm, ChannelPReLU, FrozenParam
 

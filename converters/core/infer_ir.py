@@ -6,7 +6,7 @@ bottleneck units from ``res_layer.8`` (AdaFace's 152/200); the BN after the firs
 running statistics: AdaFace) or not (face.evoLVe, TreB1eN, CurricularFace); SE from ``fc1`` under ``res_layer.5``
 or ``res_layer.se_block``; an affine output BN1d (``output_layer.4.weight``: face.evoLVe, TreB1eN) or not (AdaFace,
 CurricularFace); the embedding size from ``output_layer.3`` (the Linear). The layout names the toolkit (``origin``),
-which decides the input convention (``converters.conventions``).
+which decides the input convention (``converters.core.conventions``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _stages(widths: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def ir_family(sd: dict, where: str) -> list:
-    from converters.infer import Found, _count, _shape, depth_of
+    from converters.core.infer import Found, _count, _shape, depth_of
 
     bottleneck = "body.0.res_layer.8.running_mean" in sd
     unit_bn = bottleneck or "body.0.res_layer.2.running_mean" in sd
@@ -74,7 +74,7 @@ def ir_family(sd: dict, where: str) -> list:
 
 
 def mobilefacenet_relu6(sd: dict, where: str) -> list:
-    from converters.infer import Found, _count, _shape
+    from converters.core.infer import Found, _count, _shape
 
     blocks, expected = _count(sd, "features.{}.conv.0.0.weight"), sum(n for _, _, n, _ in SETTING)
     if blocks != expected or "conv3.weight" not in sd:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from converters.infer_ir import ir_family, mobilefacenet_relu6
+from converters.core.infer_ir import ir_family, mobilefacenet_relu6
 from jsphere.models import iresnet, mobilefacenet, sfnet
 
 

@@ -1,0 +1,1 @@
+"""MTCNN's P-Net/R-Net/O-Net weights."""

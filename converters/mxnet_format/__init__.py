@@ -1,0 +1,1 @@
+"""insightface's MXNet model files read without mxnet."""

@@ -1,0 +1,1 @@
+"""ONNX recognition models (needs the ``onnx`` package)."""

@@ -1,0 +1,1 @@
+"""PyTorch checkpoints: ``.pth`` and ``.safetensors`` read without torch."""
