@@ -19,6 +19,7 @@ import numpy as np
 
 from converters import import_torch
 from converters.core import infer, layouts
+from converters.core.found import Found
 from converters.pth_format import pth_file
 from converters.torch_reference import backbones as torch_backbones
 from jsphere import cli, observe
@@ -52,7 +53,7 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(cos.min())
 
 
-def compare(found: infer.Found, state_dict: dict, file: str, images: np.ndarray, *, progress: bool = False) -> dict:
+def compare(found: Found, state_dict: dict, file: str, images: np.ndarray, *, progress: bool = False) -> dict:
     """Embeddings of both frameworks (no flip) for the model ``found`` and their agreement."""
     import torch
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _safe_infer(state_dict: dict, layout: str, where: str) -> list[infer.Found]:
+def _safe_infer(state_dict: dict, layout: str, where: str) -> list[Found]:
     try:
         return infer.infer(state_dict, layout, where)
     except ValueError:

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from converters import import_torch
-from converters.core import conventions, folding, infer, layer_order
+from converters.core import conventions, folding, layer_order
+from converters.core.found import Found
 from converters.onnx_format import architecture, graph_reader
 from jsphere import cli, models, outputs
 from jsphere.inference import JSPHERE, InputConvention
@@ -82,7 +83,7 @@ def _weight_as(op: graph_reader.Op, layer: layer_order.Layer) -> np.ndarray | No
     return None
 
 
-def to_torch_state_dict(graph: graph_reader.Graph, found: infer.Found, where: str,
+def to_torch_state_dict(graph: graph_reader.Graph, found: Found, where: str,
                         fold_input: bool | None = None) -> OrderedDict:
     """Torch-named tensors of ``found`` computing what the graph computes; the input preprocessing is folded into
     the first convolution when ``fold_input`` (default: whenever the graph has one)."""
@@ -178,7 +179,7 @@ def input_convention(graph: graph_reader.Graph, where: str) -> InputConvention |
 
 
 def resolve(graph: graph_reader.Graph, where: str, arch: str = import_torch.AUTO,
-            kwargs: dict | None = None) -> infer.Found:
+            kwargs: dict | None = None) -> Found:
     """The backbone to build: detected, or ``arch`` (with the shape knobs detection reads when it recognises the
     same family); explicit ``kwargs`` win."""
     if arch == import_torch.AUTO:
@@ -191,8 +192,8 @@ def resolve(graph: graph_reader.Graph, where: str, arch: str = import_torch.AUTO
         except ValueError:
             detected = None
         carried = detected.kwargs if detected and family(detected.arch) == family(arch) else {}
-        found = infer.Found(arch, architecture.embed_dim(graph), carried, f"--arch {arch}")
-    return infer.Found(found.arch, found.embed_dim, {**found.kwargs, **(kwargs or {})}, found.description)
+        found = Found(arch, architecture.embed_dim(graph), carried, f"--arch {arch}")
+    return Found(found.arch, found.embed_dim, {**found.kwargs, **(kwargs or {})}, found.description)
 
 
 def import_onnx(path: str, out: str, *, arch: str = import_torch.AUTO, kwargs: dict | None = None,
@@ -216,7 +217,7 @@ def import_onnx(path: str, out: str, *, arch: str = import_torch.AUTO, kwargs: d
         notes.append("output L2 normalisation dropped")
     if convention is not None:
         why = "the graph's preprocessing" if recorded else "--input-convention"
-        found = infer.Found(found.arch, found.embed_dim, found.kwargs,
+        found = Found(found.arch, found.embed_dim, found.kwargs,
                             f"{found.description}; input {convention.describe()} ({why})", input=convention.to_meta())
     if report:
         report(found, ", ".join([LAYOUT, *notes]))

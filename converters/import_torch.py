@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from converters.core import conventions, infer, layouts, mapping
+from converters.core.found import Found
 from converters.pth_format import pth_file
 from jsphere import checkpoint, cli, models, outputs
 from jsphere.inference import JSPHERE, InputConvention
@@ -63,7 +64,7 @@ def suggest_arch(state_dict: dict) -> list[str]:
         return []
 
 
-def _as_arch(arch: str, fits: list[infer.Found], state_dict: dict, layout: str) -> infer.Found:
+def _as_arch(arch: str, fits: list[Found], state_dict: dict, layout: str) -> Found:
     """The model ``arch`` with the shape hyper-parameters the file shows (when it is of the same family)."""
     for fit in fits:
         if fit.arch == arch:
@@ -82,11 +83,11 @@ def _as_arch(arch: str, fits: list[infer.Found], state_dict: dict, layout: str) 
         dim = embed_dim_of(state_dict)
     except ValueError:
         dim = 512
-    return infer.Found(arch, dim, model_kwargs(arch, state_dict, layout), f"{arch} as asked (--arch)")
+    return Found(arch, dim, model_kwargs(arch, state_dict, layout), f"{arch} as asked (--arch)")
 
 
 def resolve(state_dict: dict, layout: str, where: str, *, arch: str = AUTO, kwargs: dict | None = None,
-            embed_dim: int | None = None) -> infer.Found:
+            embed_dim: int | None = None) -> Found:
     """The backbone to build for ``state_dict``: inferred (``arch='auto'``) or the named one, with explicit
     ``kwargs`` overriding what the file shows."""
     if arch == AUTO:
@@ -111,7 +112,7 @@ def resolve(state_dict: dict, layout: str, where: str, *, arch: str = AUTO, kwar
     return replace(found, kwargs=merged, embed_dim=int(embed_dim or found.embed_dim))
 
 
-def describe(found: infer.Found) -> str:
+def describe(found: Found) -> str:
     kwargs = f" {json.dumps(found.kwargs)}" if found.kwargs else ""
     return f"{found.arch}{kwargs}: {found.description}"
 
@@ -138,7 +139,7 @@ def backbone_to_pure(arch: str, state_dict: dict, embed_dim: int, kwargs: dict, 
     raise ValueError(f"{where} is not a {arch} state_dict: {'; '.join(problems)}{suggestion}")
 
 
-def save(out: str, *, found: infer.Found, pure: dict, source: dict, step: int = 0, head: dict | None = None,
+def save(out: str, *, found: Found, pure: dict, source: dict, step: int = 0, head: dict | None = None,
          head_meta: dict | None = None, overwrite: bool = False) -> Path:
     """Write a jsphere checkpoint for an imported backbone (all-or-nothing); returns ``<out>/checkpoints/<step>``."""
     meta = {"model": {"name": found.arch, "embed_dim": found.embed_dim, "kwargs": found.kwargs}, "head": head_meta,
@@ -203,7 +204,7 @@ def import_checkpoint(arch: str, backbone: str, out: str, *, head: str | None = 
                 head_meta=head_meta, overwrite=overwrite)
 
 
-def with_input(found: infer.Found, file: str, override: InputConvention | None = None) -> infer.Found:
+def with_input(found: Found, file: str, override: InputConvention | None = None) -> Found:
     """``found`` with the input convention of its origin (or ``override``), said in its description."""
     convention, why = conventions.for_origin(found.origin, file)
     if override is not None:
@@ -224,7 +225,7 @@ def parse_json_object(text: str, flag: str) -> dict:
     return value
 
 
-def print_found(found: infer.Found, layout: str) -> None:
+def print_found(found: Found, layout: str) -> None:
     print(f"found {describe(found)} ({layout} layout)")
 
 

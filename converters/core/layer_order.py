@@ -71,7 +71,7 @@ def call_order(arch: str, embed_dim: int, kwargs: dict | None = None) -> list[La
         model = models.build(arch, embed_dim=embed_dim, rngs=nnx.Rngs(0), **(kwargs or {}))
         model.eval()
         modules = {tuple(path): node for path, node in nnx.iter_graph(model) if isinstance(node, nnx.Module)}
-        keys = {id(node): ".".join(mapping._torch_names(modules, path)) for path, node in modules.items()}
+        keys = {id(node): ".".join(mapping.torch_names(modules, path)) for path, node in modules.items()}
 
         last = [None]  # the output of the layer called last
 

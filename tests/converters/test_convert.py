@@ -59,7 +59,7 @@ def test_every_architecture_maps_every_reference_key_with_matching_shapes(name):
     assert {k for _, k, _ in rows} == set(reference)
     for path, key, module_type in rows:
         dummy = np.zeros(state[path].shape, np.float32)
-        assert mapping._to_torch(module_type, path[-1], dummy).shape == reference[key], key
+        assert mapping.to_torch(module_type, path[-1], dummy).shape == reference[key], key
 
 
 def test_opensphere_layouts_v1_prefix_v2_dict_and_safetensors_import_the_same_weights(tmp_path):

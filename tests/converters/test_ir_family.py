@@ -83,7 +83,7 @@ def test_released_layouts_map_one_to_one_and_are_recognised_from_their_keys(name
     rows = mapping.leaf_table(model)
     assert sorted(k for _, k, _ in rows) == sorted(keys)
     for path, key, module_type in rows:
-        assert mapping._to_torch(module_type, path[-1], np.zeros(flat[path].shape)).shape == keys[key], key
+        assert mapping.to_torch(module_type, path[-1], np.zeros(flat[path].shape)).shape == keys[key], key
     (found,) = infer.infer(_shapes_only(reference), "insightface", "f.pth")
     assert (found.arch, found.kwargs, found.embed_dim, found.origin) == (name, kwargs, 512, origin)
 
