@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import import_torch
-from converters.core import infer, layouts
+from converters.core import arguments, backbone_import, infer, layouts
 from converters.core.found import Found
 from converters.pth_format import pth_file
 from converters.torch_reference import backbones as torch_backbones
@@ -60,7 +59,7 @@ def compare(found: Found, state_dict: dict, file: str, images: np.ndarray, *, pr
     from jsphere import models
     from jsphere.inference import Embedder
 
-    pure = import_torch.backbone_to_pure(found.arch, state_dict, found.embed_dim, found.kwargs, file)
+    pure = backbone_import.backbone_to_pure(found.arch, state_dict, found.embed_dim, found.kwargs, file)
     model = models.build(found.arch, embed_dim=found.embed_dim, **found.kwargs)
     models.load_pure_state(model, pure, source=file)
     ours = Embedder(model, batch_size=BATCH).embed(images, flip="none", label=f"jsphere {found.arch}",
@@ -92,19 +91,19 @@ def _load_images(a) -> tuple[np.ndarray, object]:
 def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.check", description=__doc__)
     p.add_argument("--pth", required=True)
-    import_torch.add_model_arguments(p, torch_backbones.names())
+    arguments.add_model_arguments(p, torch_backbones.names())
     p.add_argument("--images", default=None, help="folder, list file or .npy of aligned 112x112 images")
     p.add_argument("--pairs", default=None, help="a pair file (any published form): side-by-side verification accuracy")
     p.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
     state_dict, _, layout = layouts.split_checkpoint(pth_file.load(a.pth), a.pth)
-    kwargs = import_torch.parse_json_object(a.model_kwargs, "--model-kwargs")
-    fits = infer.infer(state_dict, layout, a.pth) if a.arch == import_torch.AUTO else []
+    kwargs = arguments.parse_json_object(a.model_kwargs, "--model-kwargs")
+    fits = infer.infer(state_dict, layout, a.pth) if a.arch == backbone_import.AUTO else []
     if len(fits) > 1:  # the keys cannot tell: check the first, compare with the others below
         found = replace(fits[0], kwargs={**fits[0].kwargs, **kwargs})
     else:
-        found = import_torch.resolve(state_dict, layout, a.pth, arch=a.arch, kwargs=kwargs)
-    print(f"checking {import_torch.describe(found)}")
+        found = backbone_import.resolve(state_dict, layout, a.pth, arch=a.arch, kwargs=kwargs)
+    print(f"checking {backbone_import.describe(found)}")
     images, evaluator = _load_images(a)
     r = compare(found, state_dict, a.pth, images, progress=True)
     print(f"{found.arch}: {len(images)} images, max |jsphere - torch| = {r['max_abs_diff']:.3e}, "

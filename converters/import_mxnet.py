@@ -44,8 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import import_torch
-from converters.core import folding
+from converters.core import arguments, backbone_import, folding
 from converters.mxnet_format import model_files
 from jsphere import cli, outputs
 
@@ -249,7 +248,7 @@ def symbol_path_for(params: Path) -> Path:
     return params.with_name(re.sub(r"-\d+\.params$", "", params.name) + "-symbol.json")
 
 
-def import_params(params: str, out: str, *, symbol: str | None = None, arch: str = import_torch.AUTO,
+def import_params(params: str, out: str, *, symbol: str | None = None, arch: str = backbone_import.AUTO,
                   kwargs: dict | None = None, report=None, overwrite: bool = False) -> Path:
     outputs.check_free(out, overwrite=overwrite)
     params_path = Path(params)
@@ -265,14 +264,14 @@ def import_params(params: str, out: str, *, symbol: str | None = None, arch: str
         print(f"converters.import_mxnet: no {symbol_file.name} beside the params: using insightface's symbol "
               "definitions for BatchNorm eps/fix_gamma and the input map (x - 127.5) * 0.0078125", file=sys.stderr)
     layout = "insightface-mxnet"
-    found = import_torch.resolve(sd, layout, str(params_path), arch=arch, kwargs=kwargs)
+    found = backbone_import.resolve(sd, layout, str(params_path), arch=arch, kwargs=kwargs)
     if report:
         report(found, f"{network}, {layout}")
-    pure = import_torch.backbone_to_pure(found.arch, sd, found.embed_dim, found.kwargs, str(params_path))
+    pure = backbone_import.backbone_to_pure(found.arch, sd, found.embed_dim, found.kwargs, str(params_path))
     source = {"converter": "converters.import_mxnet", "file": str(params_path), "layout": layout,
               "network": network, "symbol": str(symbol_file) if sym else None}
     match = re.search(r"-(\d+)\.params$", params_path.name)
-    return import_torch.save(out, found=found, pure=pure, source=source, step=int(match.group(1)) if match else 0,
+    return backbone_import.save(out, found=found, pure=pure, source=source, step=int(match.group(1)) if match else 0,
                              overwrite=overwrite)
 
 
@@ -280,13 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.import_mxnet", description=__doc__)
     p.add_argument("--params", required=True, help="model-XXXX.params")
     p.add_argument("--symbol", default=None, help="model-symbol.json (default: beside the params)")
-    import_torch.add_model_arguments(p)
+    arguments.add_model_arguments(p)
     p.add_argument("--out", required=True)
     outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
     path = import_params(a.params, a.out, symbol=a.symbol, arch=a.arch,
-                         kwargs=import_torch.parse_json_object(a.model_kwargs, "--model-kwargs"),
-                         report=import_torch.print_found, overwrite=a.overwrite)
+                         kwargs=arguments.parse_json_object(a.model_kwargs, "--model-kwargs"),
+                         report=arguments.print_found, overwrite=a.overwrite)
     print(f"wrote {path} (input: RGB, (x - 127.5) / 127.5 as everywhere in jsphere)")
     return 0
 

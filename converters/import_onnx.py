@@ -35,8 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import import_torch
-from converters.core import conventions, folding, layer_order
+from converters.core import arguments, backbone_import, conventions, folding, layer_order
 from converters.core.found import Found
 from converters.onnx_format import architecture, graph_reader
 from jsphere import cli, models, outputs
@@ -178,15 +177,15 @@ def input_convention(graph: graph_reader.Graph, where: str) -> InputConvention |
     return InputConvention("RGB", tuple(-offset / scale), tuple(1.0 / scale))
 
 
-def resolve(graph: graph_reader.Graph, where: str, arch: str = import_torch.AUTO,
+def resolve(graph: graph_reader.Graph, where: str, arch: str = backbone_import.AUTO,
             kwargs: dict | None = None) -> Found:
     """The backbone to build: detected, or ``arch`` (with the shape knobs detection reads when it recognises the
     same family); explicit ``kwargs`` win."""
-    if arch == import_torch.AUTO:
+    if arch == backbone_import.AUTO:
         found = architecture.infer_model(graph, where)
     else:
         if arch not in models.names():
-            raise ValueError(f"unknown --arch {arch!r}; valid: {import_torch.AUTO}, {', '.join(models.names())}")
+            raise ValueError(f"unknown --arch {arch!r}; valid: {backbone_import.AUTO}, {', '.join(models.names())}")
         try:
             detected = architecture.infer_model(graph, where)
         except ValueError:
@@ -196,7 +195,7 @@ def resolve(graph: graph_reader.Graph, where: str, arch: str = import_torch.AUTO
     return Found(found.arch, found.embed_dim, {**found.kwargs, **(kwargs or {})}, found.description)
 
 
-def import_onnx(path: str, out: str, *, arch: str = import_torch.AUTO, kwargs: dict | None = None,
+def import_onnx(path: str, out: str, *, arch: str = backbone_import.AUTO, kwargs: dict | None = None,
                 report=None, overwrite: bool = False, convention_override: InputConvention | None = None) -> Path:
     """Import ``path`` into a checkpoint at ``out``; ``convention_override`` is what the graph's input is (its
     channel order and normalisation, e.g. BGR for AdaFace's models), for graphs that do not normalise it
@@ -221,25 +220,25 @@ def import_onnx(path: str, out: str, *, arch: str = import_torch.AUTO, kwargs: d
                             f"{found.description}; input {convention.describe()} ({why})", input=convention.to_meta())
     if report:
         report(found, ", ".join([LAYOUT, *notes]))
-    pure = import_torch.backbone_to_pure(found.arch, sd, found.embed_dim, found.kwargs, where)
+    pure = backbone_import.backbone_to_pure(found.arch, sd, found.embed_dim, found.kwargs, where)
     source = {"converter": "converters.import_onnx", "file": where, "layout": LAYOUT,
               "input_normalisation_folded": fold,
               "output_normalisation_dropped": graph.output_normalised, "input_layout": graph.input_layout}
-    return import_torch.save(out, found=found, pure=pure, source=source, overwrite=overwrite)
+    return backbone_import.save(out, found=found, pure=pure, source=source, overwrite=overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.import_onnx", description=__doc__)
     p.add_argument("--onnx", required=True, help="model.onnx")
-    import_torch.add_model_arguments(p)
+    arguments.add_model_arguments(p)
     p.add_argument("--out", required=True)
     conventions.add_argument(p, "the graph's own preprocessing, else rgb (a graph does not say its channel "
                                 "order)")
     outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
-    path = import_onnx(a.onnx, a.out, arch=a.arch, kwargs=import_torch.parse_json_object(a.model_kwargs,
+    path = import_onnx(a.onnx, a.out, arch=a.arch, kwargs=arguments.parse_json_object(a.model_kwargs,
                                                                                         "--model-kwargs"),
-                       report=import_torch.print_found, overwrite=a.overwrite,
+                       report=arguments.print_found, overwrite=a.overwrite,
                        convention_override=conventions.from_argument(a.input_convention))
     print(f"wrote {path}")
     return 0

@@ -20,6 +20,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from converters import import_onnx
+from converters.core import backbone_import
 from converters.onnx_format import graph_reader
 from converters.torch_reference import backbones as torch_backbones
 
@@ -88,7 +89,7 @@ def set_prelu_slopes(path):
     onnx.save(model, str(path))
 
 
-def imported_reference(path, arch=import_onnx.import_torch.AUTO, kwargs=None):
+def imported_reference(path, arch=backbone_import.AUTO, kwargs=None):
     """The graph, what import_onnx recognises in it, and the reference model holding the tensors it imports
     (everything import_onnx does before writing the checkpoint)."""
     graph = graph_reader.read(path)

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import import_torch
 from converters.core import infer, layouts
-from converters.pth_format import pth_file
+from converters.pth_format import pth_file, pth_import
 from converters.torch_reference.random_weights import random_torch_model
 from jsphere import checkpoint
 
@@ -46,7 +45,7 @@ def test_the_backbone_is_found_inside_every_common_wrapper(tmp_path, state_dict,
 def test_a_wrapped_file_imports_with_no_flags(tmp_path, state_dict):
     """The issue's case: {'epoch': ..., 'net_state_dict': ...} used to fail with 'no tensors found'."""
     torch.save(WRAPPERS["net_state_dict"](state_dict), tmp_path / "068.ckpt")
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "068.ckpt"), str(tmp_path / "ckpt"))
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "068.ckpt"), str(tmp_path / "ckpt"))
     assert checkpoint.load_meta(out)["model"] == {"name": "sfnet4_bn", "embed_dim": 8, "kwargs": {}}
 
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import export_onnx, export_torch, import_torch
+from converters import export_onnx, export_torch
 from converters.core import conventions, infer, mapping
+from converters.pth_format import pth_import
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
@@ -158,7 +159,7 @@ def test_adaface_lightning_ckpt_imports_with_no_flags_takes_bgr_and_exports_back
     reference = calibrate(torch_ir.build("ir_se_18"))
     torch.save(_adaface_ckpt(reference), tmp_path / "adaface_ir18_webface4m.ckpt")
     found = []
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "adaface_ir18_webface4m.ckpt"), str(tmp_path / "ckpt"),
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "adaface_ir18_webface4m.ckpt"), str(tmp_path / "ckpt"),
                                          report=lambda f, layout: found.append((f, layout)))
     (f, layout), = found
     assert (f.arch, f.kwargs, f.embed_dim, layout) == ("ir_se_18", {}, 512, "adaface")
@@ -196,7 +197,7 @@ def test_evolve_layout_imports_with_its_file_names_convention_and_exports_strict
     reference = calibrate(torch_ir.build("ir_18", **EVOLVE))
     name = "Backbone_IR_18_Epoch_125_Batch_3125_Time_2019-01-21-07-09_checkpoint.pth"  # face.evoLVe's save name
     torch.save(reference.state_dict(), tmp_path / name)
-    out = import_torch.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "ckpt"))
+    out = pth_import.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "ckpt"))
     meta = checkpoint.load_meta(out)
     assert meta["model"] == {"name": "ir_18", "embed_dim": 512, "kwargs": EVOLVE} and "input" not in meta
     faces = images(2)
@@ -209,9 +210,9 @@ def test_evolve_layout_imports_with_its_file_names_convention_and_exports_strict
     assert list(fresh.state_dict()) == list(reference.state_dict())
     # the same keys under TreB1eN's release name are its BGR model; an explicit convention wins over both
     (tmp_path / "model_ir18.pth").write_bytes((tmp_path / name).read_bytes())
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "treb1en"))
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "treb1en"))
     assert checkpoint.load_meta(out)["input"]["channels"] == "BGR"
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "rgb"),
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "rgb"),
                                          input_convention=conventions.parse("rgb"))
     assert "input" not in checkpoint.load_meta(out)
 

@@ -8,7 +8,8 @@ import torch
 from flax import nnx
 from torch import nn
 
-from converters import export_onnx, export_torch, import_torch
+from converters import export_onnx, export_torch
+from converters.pth_format import pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
@@ -87,7 +88,7 @@ def test_treb1en_mobilefacenet_imports_as_mbf_scale_1_with_bgr_input(tmp_path):
             "linear.weight", "bn.bias"} <= set(sd)  # model_mobilefacenet.pth's names
     torch.save(sd, tmp_path / "model_mobilefacenet.pth")
     found = []
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "model_mobilefacenet.pth"), str(tmp_path / "ckpt"),
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "model_mobilefacenet.pth"), str(tmp_path / "ckpt"),
                                          report=lambda f, layout: found.append((f.arch, f.kwargs, layout)))
     assert found == [("mobilefacenet", {"scale": 1}, "treb1en")]
     assert checkpoint.load_meta(out)["input"] == CONVENTIONS["bgr"].to_meta()
@@ -108,7 +109,7 @@ def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp
     assert {"dw_conv.pointwise.weight", "features.14.conv.1.0.weight", "gdconv.bn.running_mean", "conv3.bias",
             "bn.running_var"} <= set(sd)  # foamliu's weights/mobilefacenet.pt names
     torch.save(sd, tmp_path / "mobilefacenet.pt")
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "mobilefacenet.pt"), str(tmp_path / "ckpt"))
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "mobilefacenet.pt"), str(tmp_path / "ckpt"))
     meta = checkpoint.load_meta(out)
     assert meta["model"] == {"name": "mobilefacenet_relu6", "embed_dim": 128, "kwargs": {}}
     assert meta["input"] == CONVENTIONS["imagenet"].to_meta()

@@ -16,7 +16,8 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from converters import export_onnx, export_torch, import_onnx, import_torch
+from converters import export_onnx, export_torch, import_onnx
+from converters.pth_format import pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import (
@@ -104,7 +105,7 @@ def test_unfolded_batchnorm_other_epsilons_and_in_graph_normalisation_are_folded
 def test_export_onnx_runs_in_onnxruntime_with_jsphere_outputs_and_imports_back(tmp_path):
     reference = random_torch_model("mobilefacenet", seed=3, embed_dim=128, scale=1)
     torch.save(reference.state_dict(), tmp_path / "mbf.pth")
-    ckpt = import_torch.import_checkpoint("auto", str(tmp_path / "mbf.pth"), str(tmp_path / "ckpt"))
+    ckpt = pth_import.import_checkpoint("auto", str(tmp_path / "mbf.pth"), str(tmp_path / "ckpt"))
     figures = export_onnx.export(str(ckpt), str(tmp_path / "mbf.onnx"))
     assert figures["min_cosine"] >= 0.99999
     faces = images(5, seed=6)  # another batch size than the export's example input
