@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import export_torch
-from converters.core import conventions
+from converters.core import conventions, torch_state
 from jsphere import cli, outputs
 from jsphere.inference import InputConvention
 
@@ -38,7 +37,7 @@ def check_opset(opset: int) -> None:
 def _reference_model(ckpt: str, step: int | None):
     from converters.torch_reference import backbones as torch_backbones
 
-    state, _, weights = export_torch.torch_state_dicts(ckpt, step)
+    state, _, weights = torch_state.torch_state_dicts(ckpt, step)
     spec = weights.meta["model"]
     model = torch_backbones.build(spec["name"], int(spec["embed_dim"]), **spec.get("kwargs", {}))
     model.load_state_dict(state, strict=True)

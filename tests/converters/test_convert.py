@@ -12,9 +12,9 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import check, export_torch
+from converters import check
 from converters.core import mapping
-from converters.pth_format import pth_file, pth_import
+from converters.pth_format import pth_export, pth_file, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference import heads as torch_heads
 from converters.torch_reference.random_weights import D, random_torch_model
@@ -37,7 +37,7 @@ def test_torch_to_jsphere_embeddings_agree_and_jsphere_to_torch_to_jsphere_is_bi
     ours = Embedder.from_checkpoint(tmp_path / "ckpt", batch_size=len(images)).embed(images, flip="none")
     _agree(ours, _torch_embed(reference, images))
     # export in every layout; the reference class loads it strictly and computes the same function
-    export_torch.export(str(tmp_path / "ckpt"), "insightface", str(tmp_path / "out.pth"))
+    pth_export.export(str(tmp_path / "ckpt"), "insightface", str(tmp_path / "out.pth"))
     fresh = torch_backbones.build(name, D, **checkpoint.load_meta(tmp_path / "ckpt")["model"]["kwargs"])
     fresh.load_state_dict(torch.load(tmp_path / "out.pth", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(reference.state_dict())
@@ -141,7 +141,7 @@ def test_opensphere_v1_and_v2_heads_convert_and_give_the_original_loss(tmp_path)
                 0,
             )
             assert float(loss) == pytest.approx(ref_loss, rel=1e-5), (name, v2)
-            exported = export_torch.export(
+            exported = pth_export.export(
                 out, "opensphere-v2" if v2 else "opensphere-v1", str(tmp_path / f"e_{name}_{v2}")
             )
             saved = torch.load(exported[-1], weights_only=True)

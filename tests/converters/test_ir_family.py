@@ -11,9 +11,9 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import export_onnx, export_torch
+from converters import export_onnx
 from converters.core import conventions, infer, mapping
-from converters.pth_format import pth_import
+from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
@@ -171,14 +171,14 @@ def test_adaface_lightning_ckpt_imports_with_no_flags_takes_bgr_and_exports_back
         theirs = reference(torch.from_numpy(_bgr_nchw(faces))).numpy()
     agree(Embedder.from_checkpoint(out, batch_size=2).embed(faces, flip="none"), theirs)
     # back as AdaFace's loader reads it: torch.load(f)['state_dict'], the keys without 'model.'
-    export_torch.export(str(out), "adaface", str(tmp_path / "back.ckpt"))
+    pth_export.export(str(out), "adaface", str(tmp_path / "back.ckpt"))
     exported = torch.load(tmp_path / "back.ckpt", weights_only=True)["state_dict"]
     fresh = torch_ir.build("ir_se_18")
     fresh.load_state_dict({k[len("model."):]: v for k, v in exported.items()}, strict=True)
     for key, value in reference.state_dict().items():
         if not key.endswith("num_batches_tracked"):
             np.testing.assert_array_equal(fresh.state_dict()[key].numpy(), value.numpy(), err_msg=key)
-    assert "takes BGR" in export_torch.input_note(meta, "insightface") and not export_torch.input_note(meta, "adaface")
+    assert "takes BGR" in pth_export.input_note(meta, "insightface") and not pth_export.input_note(meta, "adaface")
     _onnx_takes_jsphere_input(out, tmp_path / "m.onnx", faces, theirs)
 
 
@@ -204,7 +204,7 @@ def test_evolve_layout_imports_with_its_file_names_convention_and_exports_strict
     with torch.no_grad():
         theirs = reference(torch.from_numpy(((faces.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2)))
     agree(Embedder.from_checkpoint(out, batch_size=2).embed(faces, flip="none"), theirs.numpy())
-    export_torch.export(str(out), "insightface", str(tmp_path / "back.pth"))
+    pth_export.export(str(out), "insightface", str(tmp_path / "back.pth"))
     fresh = torch_ir.build("ir_18", **EVOLVE)
     fresh.load_state_dict(torch.load(tmp_path / "back.pth", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(reference.state_dict())

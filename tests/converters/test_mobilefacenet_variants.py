@@ -8,8 +8,8 @@ import torch
 from flax import nnx
 from torch import nn
 
-from converters import export_onnx, export_torch
-from converters.pth_format import pth_import
+from converters import export_onnx
+from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
@@ -96,7 +96,7 @@ def test_treb1en_mobilefacenet_imports_as_mbf_scale_1_with_bgr_input(tmp_path):
     with torch.no_grad():
         theirs = reference(_nchw((faces[..., ::-1].astype(np.float32) - 127.5) / 127.5)).numpy()
     agree(Embedder.from_checkpoint(out, batch_size=2).embed(faces, flip="none"), theirs)
-    export_torch.export(str(out), "insightface", str(tmp_path / "mbf.pth"))  # arcface_torch's names from here on
+    pth_export.export(str(out), "insightface", str(tmp_path / "mbf.pth"))  # arcface_torch's names from here on
     torch_backbones.get_mbf(512, scale=1).load_state_dict(torch.load(tmp_path / "mbf.pth", weights_only=True),
                                                        strict=True)
 
@@ -121,7 +121,7 @@ def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp
     agree(ours.embed(faces, flip="none"), theirs)
     # float input in jsphere's form reaches the model in its convention too
     agree(ours.embed((faces.astype(np.float32) - 127.5) / 127.5, flip="none"), theirs)
-    export_torch.export(str(out), "insightface", str(tmp_path / "back.pt"))
+    pth_export.export(str(out), "insightface", str(tmp_path / "back.pt"))
     fresh = torch_backbones.MobileFaceNetReLU6(128)
     fresh.load_state_dict(torch.load(tmp_path / "back.pt", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(sd)

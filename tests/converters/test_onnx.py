@@ -16,7 +16,8 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from converters import export_onnx, export_torch, import_onnx
+from converters import export_onnx, import_onnx
+from converters.core import torch_state
 from converters.pth_format import pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference import ir as torch_ir
@@ -193,7 +194,7 @@ def test_nhwc_input_with_per_channel_normalisation_in_the_graph_is_recorded(tmp_
     with pytest.raises(ValueError, match="normalises its input itself"):
         import_onnx.import_onnx(str(tmp_path / "nhwc.onnx"), str(tmp_path / "x"),
                                 convention_override=CONVENTIONS["bgr"])
-    state, _, _ = export_torch.torch_state_dicts(str(out))
+    state, _, _ = torch_state.torch_state_dicts(str(out))
     back = torch_backbones.build("sfnet10_bn", 32, width=0.5)
     back.load_state_dict(state, strict=True)
     faces = images(2, seed=5)

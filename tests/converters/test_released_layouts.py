@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import export_torch
 from converters.core import arguments, infer
-from converters.pth_format import pth_import
+from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images, random_torch_model, torch_embed
 from jsphere import checkpoint
@@ -44,7 +43,7 @@ def test_mobilefacenet_variants_import_with_no_flags_and_export_loads_strictly(t
     if compare_embeddings:  # scale 4 differs from scale 2 only in widths: its weights round-trip bit-exactly below
         ours = Embedder.from_checkpoint(out, batch_size=len(faces)).embed(faces, flip="none")
         agree(ours, torch_embed(reference, faces))
-    export_torch.export(str(out), "insightface", str(tmp_path / "exported.pth"))
+    pth_export.export(str(out), "insightface", str(tmp_path / "exported.pth"))
     exported = torch.load(tmp_path / "exported.pth", weights_only=True)
     fresh = build()
     fresh.load_state_dict(exported, strict=True)
