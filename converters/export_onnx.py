@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.core import conventions, torch_state
+from converters.core import agreement, conventions, torch_state
 from jsphere import cli, outputs
 from jsphere.inference import InputConvention
 
@@ -60,10 +60,9 @@ def verify(onnx_file: str | Path, ckpt: str, step: int | None = None, images: np
     """Embed ``images`` (default: rendered faces) with onnxruntime and with jsphere; max |Δ| and min cosine."""
     import onnxruntime
 
-    from converters.check import synthetic_faces
     from jsphere.inference import Embedder
 
-    images = synthetic_faces(4) if images is None else images
+    images = agreement.synthetic_faces(4) if images is None else images
     ours = Embedder.from_checkpoint(ckpt, step=step, batch_size=len(images)).embed(images, flip="none")
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     x = ((images.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).copy()
