@@ -19,9 +19,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from converters import import_onnx
 from converters.core import backbone_import
-from converters.onnx_format import graph_reader
+from converters.onnx_format import graph_reader, onnx_import
 from converters.torch_reference import backbones as torch_backbones
 
 SETTING = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
@@ -93,9 +92,9 @@ def imported_reference(path, arch=backbone_import.AUTO, kwargs=None):
     """The graph, what import_onnx recognises in it, and the reference model holding the tensors it imports
     (everything import_onnx does before writing the checkpoint)."""
     graph = graph_reader.read(path)
-    found = import_onnx.resolve(graph, str(path), arch, kwargs)
+    found = onnx_import.resolve(graph, str(path), arch, kwargs)
     back = torch_backbones.build(found.arch, found.embed_dim, **found.kwargs)
-    sd = import_onnx.to_torch_state_dict(graph, found, str(path))
+    sd = onnx_import.to_torch_state_dict(graph, found, str(path))
     missing, unexpected = back.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()},
                                                strict=False)
     assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)

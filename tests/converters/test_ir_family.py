@@ -11,8 +11,8 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import export_onnx
 from converters.core import conventions, infer, mapping
+from converters.onnx_format import onnx_export
 from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import calibrate, images
@@ -186,7 +186,7 @@ def _onnx_takes_jsphere_input(ckpt, onnx_file, faces, expected):
     """The BGR channel swap is folded into input_layer.0 (exact), so the ONNX model takes RGB (x - 127.5) / 127.5
     like insightface's; export_onnx checks it against jsphere's embeddings before writing."""
     onnxruntime = pytest.importorskip("onnxruntime")
-    assert export_onnx.export(str(ckpt), str(onnx_file))["min_cosine"] >= 0.99999
+    assert onnx_export.export(str(ckpt), str(onnx_file))["min_cosine"] >= 0.99999
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     rgb = ((faces.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).copy()
     agree(session.run(None, {"input": rgb})[0], expected)

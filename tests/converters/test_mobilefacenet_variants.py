@@ -8,7 +8,7 @@ import torch
 from flax import nnx
 from torch import nn
 
-from converters import export_onnx
+from converters.onnx_format import onnx_export
 from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images
@@ -126,7 +126,7 @@ def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp
     fresh.load_state_dict(torch.load(tmp_path / "back.pt", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(sd)
     onnxruntime = pytest.importorskip("onnxruntime")
-    export_onnx.export(str(out), str(tmp_path / "m.onnx"))  # the ImageNet normalisation is in the graph
+    onnx_export.export(str(out), str(tmp_path / "m.onnx"))  # the ImageNet normalisation is in the graph
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     agree(session.run(None, {"input": _nchw((faces.astype(np.float32) - 127.5) / 127.5).numpy()})[0], theirs)
 
