@@ -21,10 +21,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jsphere.inference import CONVENTIONS, JSPHERE, InputConvention
+
+if TYPE_CHECKING:
+    from torch import nn
 
 TREB1EN_NAMES = re.compile(r"^model_(ir_se\d+|ir\d+|mobilefacenet)\.pth$|^model_.*_accuracy:.*_step:", re.IGNORECASE)
 
@@ -74,9 +78,10 @@ def from_argument(text: str | None) -> InputConvention | None:
     return parse(text) if text else None
 
 
-def torch_input_adapter(model, convention: InputConvention):
+def torch_input_adapter(model: nn.Module, convention: InputConvention) -> nn.Module:
     """``model`` (a torch reference model taking ``convention``) as a module taking jsphere's input; the model
     itself when the conventions agree."""
+    # torch is optional (jsphere[torch]): only the ONNX export calls this; the importers use this module without it
     import torch
     from torch import nn
 

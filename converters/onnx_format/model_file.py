@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 
 
-def onnx_module():
+def onnx_module() -> ModuleType:
+    """The ``onnx`` package, or a one-line error saying how to install it."""
     try:
-        import onnx
+        import onnx  # optional (jsphere[onnx]): every ONNX path asks for it here
     except ImportError:
         raise ValueError("reading ONNX files needs the onnx package: pip install 'jsphere[onnx]'") from None
     return onnx

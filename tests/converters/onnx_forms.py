@@ -78,7 +78,7 @@ def export(model, path, fold=True, input_name="input.1", opset=13):
 def set_prelu_slopes(path):
     """Every PRelu slope as an initializer of its own, [C, 1, 1] and [1, C, 1, 1] in turn."""
     model = onnx.load(str(path))
-    reader = graph_reader._Reader(model, str(path))
+    reader = graph_reader.Reader(model, str(path))
     for i, node in enumerate(n for n in model.graph.node if n.op_type == "PRelu"):
         slope = reader.const(node.input[1], node).reshape(-1)
         name = f"prelu_slope_{i}"
