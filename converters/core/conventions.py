@@ -34,7 +34,7 @@ TREB1EN_NAMES = re.compile(r"^model_(ir_se\d+|ir\d+|mobilefacenet)\.pth$|^model_
 
 
 def for_origin(origin: str, file: str | Path) -> tuple[InputConvention, str]:
-    """The convention of a model of ``origin`` (``converters.core.infer.Found.origin``) read from ``file``, and why."""
+    """The convention of a model of ``origin`` (``converters.core.found.Found.origin``) read from ``file``, and why."""
     if origin == "adaface":
         return CONVENTIONS["bgr"], "AdaFace's models take BGR"
     if origin == "evolve":

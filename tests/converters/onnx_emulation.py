@@ -5,9 +5,9 @@ The reference model (``converters.torch_reference.backbones``) runs on the ``met
 arithmetic) under a ``TorchFunctionMode`` that records every operator with the tensors it reads and writes. What
 the TorchScript exporter does in eval mode is then applied: a BatchNorm that reads a convolution's output is
 folded into it (the convolution gains a bias), PReLU slopes become [C, 1, 1], Dropout disappears, ReLU6 is a
-``Clip(0, 6)``. The result is the ``converters.graph_reader.Graph`` that ``graph_reader.read`` returns for the real
-export — checked against real exports of the shallow members of every family in ``test_onnx_roundtrip`` — with
-all weights zero-strided zeros (BatchNorm scales ones).
+``Clip(0, 6)``. The result is the ``converters.onnx_format.graph_reader.Graph`` that ``graph_reader.read``
+returns for the real export — checked against real exports of the shallow members of every family in
+``test_onnx_roundtrip`` — with all weights zero-strided zeros (BatchNorm scales ones).
 """
 
 from __future__ import annotations

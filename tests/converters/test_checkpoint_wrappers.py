@@ -43,7 +43,7 @@ def test_the_backbone_is_found_inside_every_common_wrapper(tmp_path, state_dict,
 
 
 def test_a_wrapped_file_imports_with_no_flags(tmp_path, state_dict):
-    """The issue's case: {'epoch': ..., 'net_state_dict': ...} used to fail with 'no tensors found'."""
+    """A wrapper seen in released files, {'epoch': ..., 'net_state_dict': ...}, once failed with 'no tensors found'."""
     torch.save(WRAPPERS["net_state_dict"](state_dict), tmp_path / "068.ckpt")
     out = pth_import.import_checkpoint("auto", str(tmp_path / "068.ckpt"), str(tmp_path / "ckpt"))
     assert checkpoint.load_meta(out)["model"] == {"name": "sfnet4_bn", "embed_dim": 8, "kwargs": {}}

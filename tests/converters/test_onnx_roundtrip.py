@@ -1,5 +1,5 @@
 """Every registry backbone, at every width and layout option the code has, goes out through ``export_onnx`` and
-back through ``import_onnx`` (issue 24: the quickstart's half-width sfnet4_bn was refused).
+back through ``import_onnx`` (the quickstart's half-width sfnet4_bn was once refused).
 
 * The shallowest member of every family (and every width / option) is exported for real — PyTorch's exporter on
   the reference model with calibrated random weights, as ``export_onnx`` does — and imported back; the reference

@@ -85,7 +85,7 @@ def test_sfnet_without_bn_in_v1_layout_is_ambiguous_and_the_error_says_how_to_de
 
 
 def test_explicit_arch_still_reads_the_scale_and_model_kwargs_override(tmp_path):
-    """The issue's case: --arch mobilefacenet on a scale-1, 128-d file used to be refused (conv_sep shapes)."""
+    """--arch mobilefacenet on a scale-1, 128-d file was once refused (conv_sep shapes)."""
     reference = calibrate(torch_backbones.get_mbf(128, scale=1))
     torch.save(reference.state_dict(), tmp_path / "mbf.pth")
     out = pth_import.import_checkpoint("mobilefacenet", str(tmp_path / "mbf.pth"), str(tmp_path / "a"))
