@@ -18,6 +18,7 @@ in-graph per-channel multiply-add.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -65,7 +66,7 @@ def parse(text: str, flag: str = "--input-convention") -> InputConvention:
         raise ValueError(f"{flag} {text!r}: {e}") from None
 
 
-def add_argument(parser, default: str) -> None:
+def add_argument(parser: argparse.ArgumentParser, default: str) -> None:
     """The ``--input-convention`` option of every importer; ``default`` says what applies when it is absent."""
     parser.add_argument("--input-convention", default=None, metavar="CONVENTION",
                         help="what the model takes: rgb (jsphere, insightface, face.evoLVe), bgr (AdaFace, TreB1eN), "

@@ -44,7 +44,7 @@ def step_from_name(path: str | Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def split_checkpoint(obj, where: str) -> tuple[OrderedDict, OrderedDict | None, str]:
+def split_checkpoint(obj: object, where: str) -> tuple[OrderedDict, OrderedDict | None, str]:
     """(backbone state_dict, head state_dict or None, layout) of a loaded checkpoint object."""
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: expected a state_dict or a dict of state_dicts, got {type(obj).__name__}")

@@ -26,10 +26,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from converters.onnx_format import model_file
+
+if TYPE_CHECKING:
+    import onnx
 
 PASS_THROUGH = {"Identity", "Dropout", "Cast"}
 FLATTEN = {"Flatten", "Reshape", "Squeeze", "Unsqueeze"}
@@ -124,7 +128,7 @@ class Reader:
     """A model's constants (initializers, ``Constant`` nodes and shape-only nodes over them, folded), its single
     image input with the size it declares, and its nodes."""
 
-    def __init__(self, model, where: str):
+    def __init__(self, model: onnx.ModelProto, where: str):
         numpy_helper = model_file.onnx_module().numpy_helper
         self.where = where
         graph = model.graph
@@ -158,7 +162,7 @@ class Reader:
             raise ValueError(f"{self.where}: tensor {tensor.name!r} (shape {list(tensor.dims)}) cannot be read: "
                              f"{type(e).__name__}: {e}") from None
 
-    def const(self, name: str, node) -> np.ndarray:
+    def const(self, name: str, node: onnx.NodeProto) -> np.ndarray:
         if name not in self.consts:
             raise ValueError(f"{self.where}: node {node.name or node.op_type} ({node.op_type}) takes {name!r} as a "
                              "weight, but it is not a constant of the graph")

@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def onnx_module() -> ModuleType:
@@ -65,7 +69,7 @@ def _read_external(tensor, folder: Path, where: str) -> None:
     del tensor.external_data[:]
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike) -> onnx.ModelProto:
     """The ``ModelProto`` of ``path``; one-line errors for a missing, empty, unparsable or graph-less file."""
     onnx = onnx_module()
     path = Path(path)
