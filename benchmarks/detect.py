@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from benchmarks.common import interleaved, machine, setup_threads
-from converters import import_mtcnn
+from converters.mtcnn_weights import mtcnn_import
 from converters.torch_reference import mtcnn as torch_mtcnn
 from jsphere import cli, errors
 from jsphere.data import synthetic
@@ -67,7 +67,7 @@ def _synthetic(count: int, seed: int = 0) -> list[np.ndarray]:
 
 def _params(weights_dir: str | None) -> dict[str, np.ndarray]:
     if weights_dir:
-        return import_mtcnn.convert(weights_dir)[0]
+        return mtcnn_import.convert(weights_dir)[0]
     rng = np.random.default_rng(0)
     return {k: (rng.standard_normal(s) * (0.3 if len(s) > 1 else 0.05)).astype(np.float32)
             for k, s in weights.expected_shapes().items()}
@@ -78,7 +78,7 @@ def _torch_nets(params: dict[str, np.ndarray], pnet_softmax: str):
     nets = torch_mtcnn.OpenSphereNets(pnet_softmax)
     for net, module in nets.items():
         state = {}
-        for layer, source in import_mtcnn.LAYOUTS["opensphere"][net].items():
+        for layer, source in mtcnn_import.LAYOUTS["opensphere"][net].items():
             if layer.startswith("prelu"):
                 state[f"{source}.weight"] = params[f"{net}.{layer}.slope"]
                 continue
@@ -87,8 +87,8 @@ def _torch_nets(params: dict[str, np.ndarray], pnet_softmax: str):
                 kernel = kernel.transpose(3, 2, 0, 1)
             else:
                 kernel = kernel.T
-                if (net, layer) in import_mtcnn.FLATTENED:  # jsphere's (H, W, C) flatten -> OpenSphere's (C, W, H)
-                    h, w, c = import_mtcnn.FLATTENED[net, layer]
+                if (net, layer) in mtcnn_import.FLATTENED:  # jsphere's (H, W, C) flatten -> OpenSphere's (C, W, H)
+                    h, w, c = mtcnn_import.FLATTENED[net, layer]
                     kernel = kernel.reshape(-1, h, w, c).transpose(0, 3, 2, 1).reshape(kernel.shape[0], -1)
             state[f"{source}.weight"], state[f"{source}.bias"] = kernel, params[f"{net}.{layer}.bias"]
         module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})

@@ -105,12 +105,10 @@ def test_embed_names_an_empty_npy_as_holding_no_images(tmp_path):
 
 
 def test_check_names_its_own_images_flag(tmp_path):
-    import argparse
-
-    from converters import check
+    from converters.pth_format import crosscheck
 
     with pytest.raises(FileNotFoundError, match=f"^--images {tmp_path / 'missing'} does not exist"):
-        check._load_images(argparse.Namespace(pairs=None, images=str(tmp_path / "missing")))
+        crosscheck.load_images(pairs=None, images=str(tmp_path / "missing"))
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])

@@ -31,7 +31,7 @@ import pytest
 import torch
 
 from configs.base import get_base_config
-from converters import mapping
+from converters.core import mapping
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference import heads as torch_heads
 from converters.torch_reference.loops import (

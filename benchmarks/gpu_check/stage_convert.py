@@ -16,7 +16,7 @@ import torch
 from benchmarks.common import torch_device
 from benchmarks.gpu_check.context import Context
 from benchmarks.gpu_check.profiles import Profile
-from converters import import_torch
+from converters.pth_format import pth_import
 from converters.torch_reference.random_weights import normalised_nchw, random_torch_model
 from jsphere.data import synthetic
 from jsphere.data.decode import decode_image
@@ -43,8 +43,8 @@ def run(name: str, profile: Profile, ctx: Context) -> None:
     images = faces(ctx.work / "convert_faces", profile.convert_images)
     reference = random_torch_model(model_spec.arch, seed=0, embed_dim=512, **model_spec.kwargs)
     torch.save(reference.state_dict(), ctx.work / "convert_backbone.pth")
-    import_torch.import_checkpoint(model_spec.arch, str(ctx.work / "convert_backbone.pth"),
-                                   str(ctx.work / "convert_ckpt"))
+    pth_import.import_checkpoint(model_spec.arch, str(ctx.work / "convert_backbone.pth"),
+                                 str(ctx.work / "convert_ckpt"))
     dev = torch_device(profile.device)
     reference = reference.to(dev).eval()
     x = torch.from_numpy(normalised_nchw(images)).to(dev)

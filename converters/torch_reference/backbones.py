@@ -1,7 +1,7 @@
 """PyTorch definitions of every jsphere backbone, with the reference implementations' state_dict keys and order.
 
-Written from the layouts in spec/opensphere.md §3 and spec/insightface.md §2 (OpenSphere's ``sfnet.py`` /
-``sfnet_deprecated.py`` / ``iresnet.py`` and arcface_torch's ``iresnet.py`` / ``mobilefacenet.py``) and of
+Written from the reference code: OpenSphere's ``model/backbone/sfnet.py`` / ``sfnet_deprecated.py`` /
+``iresnet.py``, insightface's ``recognition/arcface_torch/backbones/iresnet.py`` / ``mobilefacenet.py`` and
 foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_reference.ir``), so that
 released ``.pth`` files load with ``strict=True``. Used by ``converters.check``, the export path and the
 benchmarks; ``build(name, embed_dim=512)`` mirrors ``jsphere.models.build``. Input NCHW in [-1, 1].

@@ -2,7 +2,7 @@
 
 OpenSphere v1 layout: ``w`` is [feat_dim, num_classes]; ``v2=True`` gives the v2 layout [num_classes, feat_dim]. Each
 forward first projects the centres in place (``w.data = normalize(w.data)``) and writes margins in the detached
-form (spec/opensphere.md §2). Used to check converted heads and by the benchmarks.
+form, as OpenSphere's ``model/head/*.py`` do. Used to check converted heads and by the benchmarks.
 """
 
 from __future__ import annotations

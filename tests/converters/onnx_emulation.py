@@ -5,9 +5,9 @@ The reference model (``converters.torch_reference.backbones``) runs on the ``met
 arithmetic) under a ``TorchFunctionMode`` that records every operator with the tensors it reads and writes. What
 the TorchScript exporter does in eval mode is then applied: a BatchNorm that reads a convolution's output is
 folded into it (the convolution gains a bias), PReLU slopes become [C, 1, 1], Dropout disappears, ReLU6 is a
-``Clip(0, 6)``. The result is the ``converters.onnx_graph.Graph`` that ``onnx_graph.read`` returns for the real
-export — checked against real exports of the shallow members of every family in ``test_onnx_roundtrip`` — with
-all weights zero-strided zeros (BatchNorm scales ones).
+``Clip(0, 6)``. The result is the ``converters.onnx_format.graph_reader.Graph`` that ``graph_reader.read``
+returns for the real export — checked against real exports of the shallow members of every family in
+``test_onnx_roundtrip`` — with all weights zero-strided zeros (BatchNorm scales ones).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from converters import onnx_graph
+from converters.onnx_format import graph_reader
 from converters.torch_reference import backbones as torch_backbones
 
 SIZE = 112
@@ -42,16 +42,16 @@ def _tensors(args) -> list[torch.Tensor]:
     return [a for a in args if isinstance(a, torch.Tensor) and not isinstance(a, torch.nn.Parameter)]
 
 
-def emulate(name: str, embed_dim: int, **kwargs) -> onnx_graph.Graph:
-    """The graph ``onnx_graph.read`` would return for ``export_onnx``'s file of backbone ``name``."""
+def emulate(name: str, embed_dim: int, **kwargs) -> graph_reader.Graph:
+    """The graph ``graph_reader.read`` would return for ``export_onnx``'s file of backbone ``name``."""
     with torch.device("meta"):
         model = torch_backbones.build(name, embed_dim, **kwargs).eval()
     params = {id(p) for p in model.parameters()} | {id(b) for b in model.buffers()}
     recorder = _Recorder()
     with torch.no_grad(), recorder:
         model(torch.zeros(1, 3, SIZE, SIZE, device="meta"))
-    graph = onnx_graph.Graph([])
-    made_by: dict[int, tuple[str, onnx_graph.Op | None]] = {}  # tensor id -> (operator, its weighted op)
+    graph = graph_reader.Graph([])
+    made_by: dict[int, tuple[str, graph_reader.Op | None]] = {}  # tensor id -> (operator, its weighted op)
     for index, (fname, args, kwargs_, result) in enumerate(recorder.events):
         if not isinstance(result, torch.Tensor):
             continue
@@ -64,7 +64,7 @@ def emulate(name: str, embed_dim: int, **kwargs) -> onnx_graph.Graph:
             stride, padding = args[3] if len(args) > 3 else 1, args[4] if len(args) > 4 else 0
             groups = args[6] if len(args) > 6 else 1
             first = lambda v: v[0] if isinstance(v, (tuple, list)) else v  # noqa: E731
-            op = onnx_graph.Op("conv", f"Conv_{index}", "", "", _zeros(weight.shape),
+            op = graph_reader.Op("conv", f"Conv_{index}", "", "", _zeros(weight.shape),
                                None if bias is None else _zeros(bias.shape), stride=int(first(stride)),
                                groups=int(groups), padding=int(first(padding)), in_size=int(x.shape[2]))
         elif fname == "batch_norm":
@@ -74,12 +74,12 @@ def emulate(name: str, embed_dim: int, **kwargs) -> onnx_graph.Graph:
                 previous.bias = _zeros((c,))
                 made_by[id(result)] = ("conv2d", previous)
                 continue
-            op = onnx_graph.Op("bn", f"BatchNormalization_{index}", "", "", np.ones(c, np.float32),
+            op = graph_reader.Op("bn", f"BatchNormalization_{index}", "", "", np.ones(c, np.float32),
                                np.zeros(c, np.float32), np.zeros(c, np.float32), np.ones(c, np.float32))
         elif fname == "prelu":
-            op = onnx_graph.Op("prelu", f"PRelu_{index}", "", "", _zeros((args[1].shape[0], 1, 1)))
+            op = graph_reader.Op("prelu", f"PRelu_{index}", "", "", _zeros((args[1].shape[0], 1, 1)))
         elif fname == "linear":
-            op = onnx_graph.Op("linear", f"Gemm_{index}", "", "", _zeros(args[1].shape),
+            op = graph_reader.Op("linear", f"Gemm_{index}", "", "", _zeros(args[1].shape),
                                None if len(args) < 3 or args[2] is None else _zeros(args[2].shape))
         elif fname in ("add", "__add__", "__iadd__", "add_") and len(inputs) == 2:
             graph.residual_sizes.append(int(result.shape[2]) if result.dim() == 4 else None)
@@ -100,7 +100,7 @@ def emulate(name: str, embed_dim: int, **kwargs) -> onnx_graph.Graph:
     return graph
 
 
-def signature(graph: onnx_graph.Graph) -> dict:
+def signature(graph: graph_reader.Graph) -> dict:
     """What the importer reads off a graph, for comparing an emulated graph with a real one."""
     return {
         "ops": [(op.kind, tuple(op.weight.shape), op.bias is None, op.stride, op.groups, op.padding, op.in_size)

@@ -19,7 +19,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from converters import import_onnx, onnx_graph
+from converters.core import backbone_import
+from converters.onnx_format import graph_reader, onnx_import
 from converters.torch_reference import backbones as torch_backbones
 
 SETTING = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
@@ -77,7 +78,7 @@ def export(model, path, fold=True, input_name="input.1", opset=13):
 def set_prelu_slopes(path):
     """Every PRelu slope as an initializer of its own, [C, 1, 1] and [1, C, 1, 1] in turn."""
     model = onnx.load(str(path))
-    reader = onnx_graph._Reader(model, str(path))
+    reader = graph_reader.Reader(model, str(path))
     for i, node in enumerate(n for n in model.graph.node if n.op_type == "PRelu"):
         slope = reader.const(node.input[1], node).reshape(-1)
         name = f"prelu_slope_{i}"
@@ -87,13 +88,13 @@ def set_prelu_slopes(path):
     onnx.save(model, str(path))
 
 
-def imported_reference(path, arch=import_onnx.import_torch.AUTO, kwargs=None):
+def imported_reference(path, arch=backbone_import.AUTO, kwargs=None):
     """The graph, what import_onnx recognises in it, and the reference model holding the tensors it imports
     (everything import_onnx does before writing the checkpoint)."""
-    graph = onnx_graph.read(path)
-    found = import_onnx.resolve(graph, str(path), arch, kwargs)
+    graph = graph_reader.read(path)
+    found = onnx_import.resolve(graph, str(path), arch, kwargs)
     back = torch_backbones.build(found.arch, found.embed_dim, **found.kwargs)
-    sd = import_onnx.to_torch_state_dict(graph, found, str(path))
+    sd = onnx_import.to_torch_state_dict(graph, found, str(path))
     missing, unexpected = back.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()},
                                                strict=False)
     assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)

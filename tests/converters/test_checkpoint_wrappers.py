@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import import_torch, infer, layouts, pth
+from converters.core import infer, layouts
+from converters.pth_format import pth_file, pth_import
 from converters.torch_reference.random_weights import random_torch_model
 from jsphere import checkpoint
 
@@ -34,7 +35,7 @@ def state_dict():
 @pytest.mark.parametrize("wrapper", sorted(WRAPPERS))
 def test_the_backbone_is_found_inside_every_common_wrapper(tmp_path, state_dict, wrapper):
     torch.save(WRAPPERS[wrapper](state_dict), tmp_path / "w.pth")
-    backbone, head, layout = layouts.split_checkpoint(pth.load(tmp_path / "w.pth"), "w.pth")
+    backbone, head, layout = layouts.split_checkpoint(pth_file.load(tmp_path / "w.pth"), "w.pth")
     assert list(backbone) == list(state_dict) and head is None
     assert layout == ("adaface" if wrapper == "lightning" else "insightface")
     for key, value in state_dict.items():
@@ -42,9 +43,9 @@ def test_the_backbone_is_found_inside_every_common_wrapper(tmp_path, state_dict,
 
 
 def test_a_wrapped_file_imports_with_no_flags(tmp_path, state_dict):
-    """A reported case: {'epoch': ..., 'net_state_dict': ...} used to fail with 'no tensors found'."""
+    """A wrapper seen in released files, {'epoch': ..., 'net_state_dict': ...}, once failed with 'no tensors found'."""
     torch.save(WRAPPERS["net_state_dict"](state_dict), tmp_path / "068.ckpt")
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "068.ckpt"), str(tmp_path / "ckpt"))
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "068.ckpt"), str(tmp_path / "ckpt"))
     assert checkpoint.load_meta(out)["model"] == {"name": "sfnet4_bn", "embed_dim": 8, "kwargs": {}}
 
 
@@ -54,7 +55,7 @@ def test_a_file_without_a_state_dict_names_its_keys_and_tensor_count(tmp_path):
     with pytest.raises(ValueError, match=r"odd\.pth: no state_dict found: the top-level keys are \['epoch', 'arch', "
                                          r"'optimizer'\], with 1 tensors in the whole file; jsphere looks for .*"
                                          r"'net_state_dict'"):
-        layouts.split_checkpoint(pth.load(tmp_path / "odd.pth"), str(tmp_path / "odd.pth"))
+        layouts.split_checkpoint(pth_file.load(tmp_path / "odd.pth"), str(tmp_path / "odd.pth"))
 
 
 def test_xiaoccer_112x96_mobilefacenet_is_named_and_refused():

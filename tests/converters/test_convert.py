@@ -12,7 +12,9 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import check, export_torch, import_torch, mapping, pth
+from converters import check
+from converters.core import mapping
+from converters.pth_format import pth_export, pth_file, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference import heads as torch_heads
 from converters.torch_reference.random_weights import D, random_torch_model
@@ -29,18 +31,18 @@ CHEAP = ["sfnet4", "sfnet4_bn", "sfnet4_deprecated", "iresnet18", "mobilefacenet
 def test_torch_to_jsphere_embeddings_agree_and_jsphere_to_torch_to_jsphere_is_bit_exact(tmp_path, name, kwargs):
     reference = random_torch_model(name, **kwargs)
     torch.save(reference.state_dict(), tmp_path / "backbone.pth")
-    import_torch.import_checkpoint(name, str(tmp_path / "backbone.pth"), str(tmp_path / "ckpt"))
+    pth_import.import_checkpoint(name, str(tmp_path / "backbone.pth"), str(tmp_path / "ckpt"))
     assert checkpoint.load_meta(tmp_path / "ckpt")["model"]["kwargs"] == kwargs  # the width read off the file
     images = _images()
     ours = Embedder.from_checkpoint(tmp_path / "ckpt", batch_size=len(images)).embed(images, flip="none")
     _agree(ours, _torch_embed(reference, images))
     # export in every layout; the reference class loads it strictly and computes the same function
-    export_torch.export(str(tmp_path / "ckpt"), "insightface", str(tmp_path / "out.pth"))
+    pth_export.export(str(tmp_path / "ckpt"), "insightface", str(tmp_path / "out.pth"))
     fresh = torch_backbones.build(name, D, **checkpoint.load_meta(tmp_path / "ckpt")["model"]["kwargs"])
     fresh.load_state_dict(torch.load(tmp_path / "out.pth", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(reference.state_dict())
     np.testing.assert_array_equal(_torch_embed(fresh.eval(), images), _torch_embed(reference, images))
-    import_torch.import_checkpoint(name, str(tmp_path / "out.pth"), str(tmp_path / "again"))
+    pth_import.import_checkpoint(name, str(tmp_path / "out.pth"), str(tmp_path / "again"))
     a, b = checkpoint.load_weights(tmp_path / "ckpt"), checkpoint.load_weights(tmp_path / "again")
     for x, y in zip(jax.tree.leaves(a.backbone), jax.tree.leaves(b.backbone), strict=True):
         np.testing.assert_array_equal(x, y)
@@ -57,7 +59,7 @@ def test_every_architecture_maps_every_reference_key_with_matching_shapes(name):
     assert {k for _, k, _ in rows} == set(reference)
     for path, key, module_type in rows:
         dummy = np.zeros(state[path].shape, np.float32)
-        assert mapping._to_torch(module_type, path[-1], dummy).shape == reference[key], key
+        assert mapping.to_torch(module_type, path[-1], dummy).shape == reference[key], key
 
 
 def test_opensphere_layouts_v1_prefix_v2_dict_and_safetensors_import_the_same_weights(tmp_path):
@@ -71,7 +73,7 @@ def test_opensphere_layouts_v1_prefix_v2_dict_and_safetensors_import_the_same_we
     save_file({k: v.numpy() for k, v in sd.items()}, str(tmp_path / "m.safetensors"))
     weights = []
     for f in ("backbone_70000.pth", "model_240000.pth", "ckpt_5.pth", "m.safetensors"):
-        out = import_torch.import_checkpoint("sfnet4_bn", str(tmp_path / f), str(tmp_path / f"out_{f}"))
+        out = pth_import.import_checkpoint("sfnet4_bn", str(tmp_path / f), str(tmp_path / f"out_{f}"))
         weights.append(checkpoint.load_weights(out))
     assert [w.step for w in weights] == [70000, 240000, 5, 0]
     assert (
@@ -86,7 +88,7 @@ def test_opensphere_layouts_v1_prefix_v2_dict_and_safetensors_import_the_same_we
 def test_fp16_checkpoints_are_upcast(tmp_path):
     reference = random_torch_model("sfnet4", seed=2)
     torch.save({k: v.half() for k, v in reference.state_dict().items()}, tmp_path / "half.pth")
-    out = import_torch.import_checkpoint("sfnet4", str(tmp_path / "half.pth"), str(tmp_path / "ckpt"))
+    out = pth_import.import_checkpoint("sfnet4", str(tmp_path / "half.pth"), str(tmp_path / "ckpt"))
     w = checkpoint.load_weights(out)
     assert all(x.dtype == np.float32 for x in jax.tree.leaves(w.backbone))
 
@@ -110,7 +112,7 @@ def test_opensphere_v1_and_v2_heads_convert_and_give_the_original_loss(tmp_path)
             head_sd = torch_head.state_dict()
             if v2:
                 torch.save({"backbone": reference.state_dict(), "head": head_sd}, tmp_path / "model_1.pth")
-                out = import_torch.import_checkpoint(
+                out = pth_import.import_checkpoint(
                     "sfnet4",
                     str(tmp_path / "model_1.pth"),
                     str(tmp_path / f"{name}_v2"),
@@ -121,7 +123,7 @@ def test_opensphere_v1_and_v2_heads_convert_and_give_the_original_loss(tmp_path)
             else:
                 torch.save(reference.state_dict(), tmp_path / "backbone_1.pth")
                 torch.save({f"module.{k}": v for k, v in head_sd.items()}, tmp_path / "head_1.pth")
-                out = import_torch.import_checkpoint(
+                out = pth_import.import_checkpoint(
                     "sfnet4",
                     str(tmp_path / "backbone_1.pth"),
                     str(tmp_path / f"{name}_v1"),
@@ -139,7 +141,7 @@ def test_opensphere_v1_and_v2_heads_convert_and_give_the_original_loss(tmp_path)
                 0,
             )
             assert float(loss) == pytest.approx(ref_loss, rel=1e-5), (name, v2)
-            exported = export_torch.export(
+            exported = pth_export.export(
                 out, "opensphere-v2" if v2 else "opensphere-v1", str(tmp_path / f"e_{name}_{v2}")
             )
             saved = torch.load(exported[-1], weights_only=True)
@@ -154,7 +156,7 @@ def test_head_class_count_mismatch_is_refused(tmp_path):
         tmp_path / "model_1.pth",
     )
     with pytest.raises(ValueError, match="the head has 10 classes but --num-classes is 12"):
-        import_torch.import_checkpoint(
+        pth_import.import_checkpoint(
             "sfnet4", str(tmp_path / "model_1.pth"), str(tmp_path / "o"), head_name="cosface", num_classes=12
         )
 
@@ -162,7 +164,7 @@ def test_head_class_count_mismatch_is_refused(tmp_path):
 def test_state_dict_of_another_architecture_names_keys_and_suggests_the_arch(tmp_path):
     torch.save(random_torch_model("sfnet4").state_dict(), tmp_path / "b.pth")
     with pytest.raises(ValueError, match="not a iresnet18 state_dict: .*missing keys.*fit: sfnet4, sfnet4_deprecated"):
-        import_torch.import_checkpoint("iresnet18", str(tmp_path / "b.pth"), str(tmp_path / "o"))
+        pth_import.import_checkpoint("iresnet18", str(tmp_path / "b.pth"), str(tmp_path / "o"))
 
 
 def test_check_agrees_with_torch_and_flags_the_deprecated_sfnet_ambiguity(tmp_path, capsys, monkeypatch):
@@ -191,8 +193,8 @@ def test_malicious_pickle_is_refused_and_its_payload_never_runs(tmp_path):
 
     with zipfile.ZipFile(tmp_path / "evil.pth", "w") as z:
         z.writestr("evil/data.pkl", pickle.dumps({"w": Payload()}, protocol=2))
-    with pytest.raises(pth.UnsafeCheckpointError, match="refusing to load .*open"):
-        pth.load(tmp_path / "evil.pth")
+    with pytest.raises(pth_file.UnsafeCheckpointError, match="refusing to load .*open"):
+        pth_file.load(tmp_path / "evil.pth")
     assert not marker.exists()
 
 
@@ -201,4 +203,4 @@ def test_truncated_zip_is_reported(tmp_path):
     data = (tmp_path / "ok.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="cut.pth: not a readable .pth zip archive.*truncated"):
-        pth.load(tmp_path / "cut.pth")
+        pth_file.load(tmp_path / "cut.pth")

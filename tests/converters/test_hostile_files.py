@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import import_torch, pth
+from converters import import_torch
+from converters.pth_format import pth_file
 from jsphere import cli
 from tests.converters.hostile import Member, View, legacy_checkpoint, zeros_bomb, zip_checkpoint
 
@@ -75,7 +76,7 @@ def test_a_view_outside_its_storage_is_refused_in_one_line(tmp_path, capsys, fmt
 
 def test_a_size_1_dimension_may_have_any_stride(tmp_path):
     ok = zip_checkpoint(tmp_path / "ok.pth", {"w": View("0", 4, (1, 4), (1 << 100, 1))}, {"0": FOUR})
-    np.testing.assert_array_equal(pth.load(ok)["w"], np.arange(4, dtype=np.float32)[None])
+    np.testing.assert_array_equal(pth_file.load(ok)["w"], np.arange(4, dtype=np.float32)[None])
 
 
 def test_a_storage_member_that_inflates_to_gibs_is_refused_before_inflating(tmp_path, capsys):
@@ -106,7 +107,7 @@ def test_a_member_declaring_16_bytes_over_a_3_gib_stream_is_read_in_bounded_memo
                          {"0": Member("", stream, method=8, file_size=16, crc=zlib.crc32(bytes(16)))})
     tracemalloc.start()
     try:
-        state = pth.load(bad)
+        state = pth_file.load(bad)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -195,7 +196,7 @@ def test_real_torch_files_with_shared_storages_views_and_half_types_load_exactly
                                                                                                    legacy):
     torch.save(_legitimate_state(), tmp_path / "m.pth", _use_new_zipfile_serialization=not legacy)
     expected = torch.load(tmp_path / "m.pth", weights_only=True)
-    got = pth.load(tmp_path / "m.pth")
+    got = pth_file.load(tmp_path / "m.pth")
     assert list(got) == list(expected)
     for key, value in expected.items():
         if isinstance(value, torch.Tensor):
@@ -211,7 +212,7 @@ def test_real_safetensors_files_load_exactly(tmp_path):
 
     state = {k: v.clone().contiguous() for k, v in _legitimate_state().items() if isinstance(v, torch.Tensor)}
     save_file(state, str(tmp_path / "m.safetensors"))
-    got = pth.load(tmp_path / "m.safetensors")
+    got = pth_file.load(tmp_path / "m.safetensors")
     assert set(got) == set(state)
     for key, value in state.items():
         np.testing.assert_array_equal(got[key], _torch_numpy(value))

@@ -11,7 +11,9 @@ import pytest
 import torch
 from flax import nnx
 
-from converters import conventions, export_onnx, export_torch, import_torch, infer, mapping
+from converters.core import conventions, infer, mapping
+from converters.onnx_format import onnx_export
+from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
@@ -82,7 +84,7 @@ def test_released_layouts_map_one_to_one_and_are_recognised_from_their_keys(name
     rows = mapping.leaf_table(model)
     assert sorted(k for _, k, _ in rows) == sorted(keys)
     for path, key, module_type in rows:
-        assert mapping._to_torch(module_type, path[-1], np.zeros(flat[path].shape)).shape == keys[key], key
+        assert mapping.to_torch(module_type, path[-1], np.zeros(flat[path].shape)).shape == keys[key], key
     (found,) = infer.infer(_shapes_only(reference), "insightface", "f.pth")
     assert (found.arch, found.kwargs, found.embed_dim, found.origin) == (name, kwargs, 512, origin)
 
@@ -157,7 +159,7 @@ def test_adaface_lightning_ckpt_imports_with_no_flags_takes_bgr_and_exports_back
     reference = calibrate(torch_ir.build("ir_se_18"))
     torch.save(_adaface_ckpt(reference), tmp_path / "adaface_ir18_webface4m.ckpt")
     found = []
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "adaface_ir18_webface4m.ckpt"), str(tmp_path / "ckpt"),
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "adaface_ir18_webface4m.ckpt"), str(tmp_path / "ckpt"),
                                          report=lambda f, layout: found.append((f, layout)))
     (f, layout), = found
     assert (f.arch, f.kwargs, f.embed_dim, layout) == ("ir_se_18", {}, 512, "adaface")
@@ -169,14 +171,14 @@ def test_adaface_lightning_ckpt_imports_with_no_flags_takes_bgr_and_exports_back
         theirs = reference(torch.from_numpy(_bgr_nchw(faces))).numpy()
     agree(Embedder.from_checkpoint(out, batch_size=2).embed(faces, flip="none"), theirs)
     # back as AdaFace's loader reads it: torch.load(f)['state_dict'], the keys without 'model.'
-    export_torch.export(str(out), "adaface", str(tmp_path / "back.ckpt"))
+    pth_export.export(str(out), "adaface", str(tmp_path / "back.ckpt"))
     exported = torch.load(tmp_path / "back.ckpt", weights_only=True)["state_dict"]
     fresh = torch_ir.build("ir_se_18")
     fresh.load_state_dict({k[len("model."):]: v for k, v in exported.items()}, strict=True)
     for key, value in reference.state_dict().items():
         if not key.endswith("num_batches_tracked"):
             np.testing.assert_array_equal(fresh.state_dict()[key].numpy(), value.numpy(), err_msg=key)
-    assert "takes BGR" in export_torch.input_note(meta, "insightface") and not export_torch.input_note(meta, "adaface")
+    assert "takes BGR" in pth_export.input_note(meta, "insightface") and not pth_export.input_note(meta, "adaface")
     _onnx_takes_jsphere_input(out, tmp_path / "m.onnx", faces, theirs)
 
 
@@ -184,7 +186,7 @@ def _onnx_takes_jsphere_input(ckpt, onnx_file, faces, expected):
     """The BGR channel swap is folded into input_layer.0 (exact), so the ONNX model takes RGB (x - 127.5) / 127.5
     like insightface's; export_onnx checks it against jsphere's embeddings before writing."""
     onnxruntime = pytest.importorskip("onnxruntime")
-    assert export_onnx.export(str(ckpt), str(onnx_file))["min_cosine"] >= 0.99999
+    assert onnx_export.export(str(ckpt), str(onnx_file))["min_cosine"] >= 0.99999
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     rgb = ((faces.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).copy()
     agree(session.run(None, {"input": rgb})[0], expected)
@@ -195,22 +197,22 @@ def test_evolve_layout_imports_with_its_file_names_convention_and_exports_strict
     reference = calibrate(torch_ir.build("ir_18", **EVOLVE))
     name = "Backbone_IR_18_Epoch_125_Batch_3125_Time_2019-01-21-07-09_checkpoint.pth"  # face.evoLVe's save name
     torch.save(reference.state_dict(), tmp_path / name)
-    out = import_torch.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "ckpt"))
+    out = pth_import.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "ckpt"))
     meta = checkpoint.load_meta(out)
     assert meta["model"] == {"name": "ir_18", "embed_dim": 512, "kwargs": EVOLVE} and "input" not in meta
     faces = images(2)
     with torch.no_grad():
         theirs = reference(torch.from_numpy(((faces.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2)))
     agree(Embedder.from_checkpoint(out, batch_size=2).embed(faces, flip="none"), theirs.numpy())
-    export_torch.export(str(out), "insightface", str(tmp_path / "back.pth"))
+    pth_export.export(str(out), "insightface", str(tmp_path / "back.pth"))
     fresh = torch_ir.build("ir_18", **EVOLVE)
     fresh.load_state_dict(torch.load(tmp_path / "back.pth", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(reference.state_dict())
     # the same keys under TreB1eN's release name are its BGR model; an explicit convention wins over both
     (tmp_path / "model_ir18.pth").write_bytes((tmp_path / name).read_bytes())
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "treb1en"))
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "treb1en"))
     assert checkpoint.load_meta(out)["input"]["channels"] == "BGR"
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "rgb"),
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "rgb"),
                                          input_convention=conventions.parse("rgb"))
     assert "input" not in checkpoint.load_meta(out)
 

@@ -8,7 +8,8 @@ import torch
 from flax import nnx
 from torch import nn
 
-from converters import export_onnx, export_torch, import_torch
+from converters.onnx_format import onnx_export
+from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
@@ -87,7 +88,7 @@ def test_treb1en_mobilefacenet_imports_as_mbf_scale_1_with_bgr_input(tmp_path):
             "linear.weight", "bn.bias"} <= set(sd)  # model_mobilefacenet.pth's names
     torch.save(sd, tmp_path / "model_mobilefacenet.pth")
     found = []
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "model_mobilefacenet.pth"), str(tmp_path / "ckpt"),
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "model_mobilefacenet.pth"), str(tmp_path / "ckpt"),
                                          report=lambda f, layout: found.append((f.arch, f.kwargs, layout)))
     assert found == [("mobilefacenet", {"scale": 1}, "treb1en")]
     assert checkpoint.load_meta(out)["input"] == CONVENTIONS["bgr"].to_meta()
@@ -95,7 +96,7 @@ def test_treb1en_mobilefacenet_imports_as_mbf_scale_1_with_bgr_input(tmp_path):
     with torch.no_grad():
         theirs = reference(_nchw((faces[..., ::-1].astype(np.float32) - 127.5) / 127.5)).numpy()
     agree(Embedder.from_checkpoint(out, batch_size=2).embed(faces, flip="none"), theirs)
-    export_torch.export(str(out), "insightface", str(tmp_path / "mbf.pth"))  # arcface_torch's names from here on
+    pth_export.export(str(out), "insightface", str(tmp_path / "mbf.pth"))  # arcface_torch's names from here on
     torch_backbones.get_mbf(512, scale=1).load_state_dict(torch.load(tmp_path / "mbf.pth", weights_only=True),
                                                        strict=True)
 
@@ -108,7 +109,7 @@ def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp
     assert {"dw_conv.pointwise.weight", "features.14.conv.1.0.weight", "gdconv.bn.running_mean", "conv3.bias",
             "bn.running_var"} <= set(sd)  # foamliu's weights/mobilefacenet.pt names
     torch.save(sd, tmp_path / "mobilefacenet.pt")
-    out = import_torch.import_checkpoint("auto", str(tmp_path / "mobilefacenet.pt"), str(tmp_path / "ckpt"))
+    out = pth_import.import_checkpoint("auto", str(tmp_path / "mobilefacenet.pt"), str(tmp_path / "ckpt"))
     meta = checkpoint.load_meta(out)
     assert meta["model"] == {"name": "mobilefacenet_relu6", "embed_dim": 128, "kwargs": {}}
     assert meta["input"] == CONVENTIONS["imagenet"].to_meta()
@@ -120,12 +121,12 @@ def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp
     agree(ours.embed(faces, flip="none"), theirs)
     # float input in jsphere's form reaches the model in its convention too
     agree(ours.embed((faces.astype(np.float32) - 127.5) / 127.5, flip="none"), theirs)
-    export_torch.export(str(out), "insightface", str(tmp_path / "back.pt"))
+    pth_export.export(str(out), "insightface", str(tmp_path / "back.pt"))
     fresh = torch_backbones.MobileFaceNetReLU6(128)
     fresh.load_state_dict(torch.load(tmp_path / "back.pt", weights_only=True), strict=True)
     assert list(fresh.state_dict()) == list(sd)
     onnxruntime = pytest.importorskip("onnxruntime")
-    export_onnx.export(str(out), str(tmp_path / "m.onnx"))  # the ImageNet normalisation is in the graph
+    onnx_export.export(str(out), str(tmp_path / "m.onnx"))  # the ImageNet normalisation is in the graph
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     agree(session.run(None, {"input": _nchw((faces.astype(np.float32) - 127.5) / 127.5).numpy()})[0], theirs)
 

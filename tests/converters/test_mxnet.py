@@ -16,7 +16,8 @@ import struct
 import numpy as np
 import pytest
 
-from converters import folding, import_mxnet, infer, layer_order, mxnet_params
+from converters.core import folding, infer, layer_order
+from converters.mxnet_format import model_files, mxnet_import, networks
 from jsphere import checkpoint
 from jsphere.inference import Embedder
 from tests.converters.mxnet_zoo import FMobileFaceNet, FResNet, faces, write_params
@@ -58,7 +59,7 @@ def test_y1_fixture_has_the_released_names():
                                                ("r18", "param")])  # MXNet 0.x symbol files: "param", 2-entry inputs
 def test_zoo_model_imports_with_no_flags_and_reproduces_the_mxnet_network(tmp_path, key, attr_key):
     net = _files(tmp_path, key, attr_key=attr_key)
-    out = import_mxnet.import_params(str(tmp_path / "model-0000.params"), str(tmp_path / "ckpt"))
+    out = mxnet_import.import_params(str(tmp_path / "model-0000.params"), str(tmp_path / "ckpt"))
     arch, dim, kwargs = ZOO[key][1]
     assert checkpoint.load_meta(out)["model"] == {"name": arch, "embed_dim": dim, "kwargs": kwargs}
     embedder = Embedder.from_checkpoint(out, batch_size=4)
@@ -69,10 +70,10 @@ def test_zoo_model_imports_with_no_flags_and_reproduces_the_mxnet_network(tmp_pa
 @pytest.mark.parametrize("key", list(ZOO))
 def test_without_a_symbol_file_insightface_names_give_the_same_weights(tmp_path, key):
     _files(tmp_path, key, seed=3)
-    params = mxnet_params.read_params(tmp_path / "model-0000.params")
-    sd_default, _ = import_mxnet.to_torch_state_dict(params, None, "f")
-    symbol = mxnet_params.read_symbol(tmp_path / "model-symbol.json")
-    sd_symbol, _ = import_mxnet.to_torch_state_dict(params, symbol, "f")
+    params = model_files.read_params(tmp_path / "model-0000.params")
+    sd_default, _ = networks.to_torch_state_dict(params, None, "f")
+    symbol = model_files.read_symbol(tmp_path / "model-symbol.json")
+    sd_symbol, _ = networks.to_torch_state_dict(params, symbol, "f")
     assert list(sd_default) == list(sd_symbol)
     for k in sd_default:
         np.testing.assert_array_equal(sd_default[k], sd_symbol[k])
@@ -90,10 +91,10 @@ def test_variables_are_found_through_the_graph_whatever_their_names(tmp_path):
     (tmp_path / "renamed-symbol.json").write_text(json.dumps(symbol_json))
     params = {f"{k[:4]}{renamed[k[4:]]}": v for k, v in net.p.items()}
     write_params(tmp_path / "renamed-0000.params", params)
-    sd, _ = import_mxnet.to_torch_state_dict(mxnet_params.read_params(tmp_path / "renamed-0000.params"),
-                                             mxnet_params.read_symbol(tmp_path / "renamed-symbol.json"), "f")
-    reference, _ = import_mxnet.to_torch_state_dict(mxnet_params.read_params(tmp_path / "model-0000.params"),
-                                                    mxnet_params.read_symbol(tmp_path / "model-symbol.json"), "f")
+    sd, _ = networks.to_torch_state_dict(model_files.read_params(tmp_path / "renamed-0000.params"),
+                                             model_files.read_symbol(tmp_path / "renamed-symbol.json"), "f")
+    reference, _ = networks.to_torch_state_dict(model_files.read_params(tmp_path / "model-0000.params"),
+                                                    model_files.read_symbol(tmp_path / "model-symbol.json"), "f")
     for k in reference:
         np.testing.assert_array_equal(sd[k], reference[k])
 
@@ -111,8 +112,8 @@ def test_deep_zoo_networks_map_onto_every_jsphere_layer(tmp_path, network, arch,
     are the ones widened to 128."""
     net = network()
     net.write_symbol(tmp_path / "s.json")
-    names = import_mxnet.ParamNames({k[4:] for k in net.p}, mxnet_params.read_symbol(tmp_path / "s.json"), "f")
-    rows = (import_mxnet.mobilefacenet_layers if arch == "mobilefacenet" else import_mxnet.iresnet_layers)(names.has)
+    names = networks.ParamNames({k[4:] for k in net.p}, model_files.read_symbol(tmp_path / "s.json"), "f")
+    rows = (networks.mobilefacenet_layers if arch == "mobilefacenet" else networks.iresnet_layers)(names.has)
     expected = {layer.key: layer for layer in layer_order.call_order(arch, dim, kwargs)}
     assert sorted(t for _, t, _ in rows) == sorted(expected)
     shapes = {k[4:]: np.shape(v) for k, v in net.p.items()}
@@ -133,7 +134,7 @@ def test_an_operator_jsphere_has_no_layer_for_is_refused_naming_it(tmp_path):
     node["op"], node["attrs"] = "Activation", {"act_type": "relu"}  # a ReLU network (config.net_act='relu')
     (tmp_path / "model-symbol.json").write_text(json.dumps(symbol_json))
     with pytest.raises(ValueError, match=r"operator 'conv_6sep_relu' \(Activation\)"):
-        import_mxnet.import_params(str(tmp_path / "model-0000.params"), str(tmp_path / "out"))
+        mxnet_import.import_params(str(tmp_path / "model-0000.params"), str(tmp_path / "out"))
 
 
 def test_malformed_symbol_graphs_are_refused_in_one_line(tmp_path):
@@ -142,15 +143,15 @@ def test_malformed_symbol_graphs_are_refused_in_one_line(tmp_path):
     symbol_json["nodes"][5]["inputs"] = [[10**9, 0, 0]]
     (tmp_path / "a.json").write_text(json.dumps(symbol_json))
     with pytest.raises(ValueError, match=r"a.json: node 5 .* reads \[1000000000, 0, 0\], which is no node"):
-        mxnet_params.read_symbol(tmp_path / "a.json")
+        model_files.read_symbol(tmp_path / "a.json")
     (tmp_path / "b.json").write_text(json.dumps({"nodes": {"op": "null"}}))
     with pytest.raises(ValueError, match="b.json is not an MXNet symbol JSON"):
-        mxnet_params.read_symbol(tmp_path / "b.json")
+        model_files.read_symbol(tmp_path / "b.json")
     symbol_json = net.symbol()
     next(n for n in symbol_json["nodes"] if n["name"] == "fc1")["attrs"]["eps"] = "tiny"
     (tmp_path / "c.json").write_text(json.dumps(symbol_json))
     with pytest.raises(ValueError, match="BatchNorm 'fc1' has eps 'tiny', which is no number"):
-        mxnet_params.read_symbol(tmp_path / "c.json").bn("fc1")
+        model_files.read_symbol(tmp_path / "c.json").bn("fc1")
 
 
 def test_batchnorm_eps_fix_gamma_and_shift_fold_exactly():
@@ -181,7 +182,7 @@ def test_every_ndarray_header_version_reads(tmp_path):
         f.write(struct.pack("<Ii2q", 0xF993FAC8, 2, 2, 3) + struct.pack("<iii", 1, 0, 2) + a16.tobytes())
         f.write(struct.pack("<II", 1, 4) + struct.pack("<iii", 2, 0, 6) + a64.tobytes())
         f.write(struct.pack("<Q", 2) + struct.pack("<Q", 5) + b"arg:a" + struct.pack("<Q", 5) + b"aux:b")
-    got = mxnet_params.read_params(tmp_path / "v.params")
+    got = model_files.read_params(tmp_path / "v.params")
     np.testing.assert_array_equal(got["arg:a"], a16)
     np.testing.assert_array_equal(got["aux:b"], a64)
 
@@ -192,12 +193,12 @@ def test_truncated_or_foreign_params_are_refused_and_nothing_is_written(tmp_path
     data = (tmp_path / "model-0000.params").read_bytes()
     (tmp_path / "cut-0000.params").write_bytes(data[: len(data) // 3])
     with pytest.raises(ValueError, match="truncated MXNet .params file"):
-        import_mxnet.import_params(str(tmp_path / "cut-0000.params"), str(tmp_path / "out"))
+        mxnet_import.import_params(str(tmp_path / "cut-0000.params"), str(tmp_path / "out"))
     (tmp_path / "text-0000.params").write_text("hello")
     with pytest.raises(ValueError, match="not an MXNet .params file"):
-        import_mxnet.import_params(str(tmp_path / "text-0000.params"), str(tmp_path / "out"))
+        mxnet_import.import_params(str(tmp_path / "text-0000.params"), str(tmp_path / "out"))
     other = {"arg:stem_weight": np.zeros((4, 3, 3, 3)), "arg:head_weight": np.zeros((2, 4))}
     write_params(tmp_path / "other-0000.params", other)
     with pytest.raises(ValueError, match="unknown MXNet network .*stem_weight.*supported: insightface fmobilefacenet"):
-        import_mxnet.import_params(str(tmp_path / "other-0000.params"), str(tmp_path / "out"))
+        mxnet_import.import_params(str(tmp_path / "other-0000.params"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))

@@ -16,7 +16,9 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from converters import export_onnx, export_torch, import_onnx, import_torch
+from converters.core import torch_state
+from converters.onnx_format import onnx_export, onnx_import
+from converters.pth_format import pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import (
@@ -55,7 +57,7 @@ def test_pytorch_exported_onnx_with_folded_batchnorm_imports_with_no_flags(tmp_p
     reference = random_torch_model(name, seed=1, embed_dim=dim, **kwargs)
     torch_to_onnx(reference, tmp_path / "model.onnx")
     found = []
-    out = import_onnx.import_onnx(str(tmp_path / "model.onnx"), str(tmp_path / "ckpt"),
+    out = onnx_import.import_onnx(str(tmp_path / "model.onnx"), str(tmp_path / "ckpt"),
                                   report=lambda f, layout: found.append(f))
     assert (found[0].arch, found[0].kwargs, found[0].embed_dim) == (name, kwargs, dim)
     assert checkpoint.load_meta(out)["source"]["layout"] == "onnx"
@@ -93,7 +95,7 @@ def test_unfolded_batchnorm_other_epsilons_and_in_graph_normalisation_are_folded
                 attribute.f = 1e-3
     _prepend_mxnet_normalisation(model)
     onnx.save(model, str(tmp_path / "mxnet_style.onnx"))
-    out = import_onnx.import_onnx(str(tmp_path / "mxnet_style.onnx"), str(tmp_path / "ckpt"))
+    out = onnx_import.import_onnx(str(tmp_path / "mxnet_style.onnx"), str(tmp_path / "ckpt"))
     assert checkpoint.load_meta(out)["source"]["input_normalisation_folded"] is True
     faces = images(3, seed=4)
     pixels = faces.astype(np.float32).transpose(0, 3, 1, 2).copy()
@@ -104,13 +106,13 @@ def test_unfolded_batchnorm_other_epsilons_and_in_graph_normalisation_are_folded
 def test_export_onnx_runs_in_onnxruntime_with_jsphere_outputs_and_imports_back(tmp_path):
     reference = random_torch_model("mobilefacenet", seed=3, embed_dim=128, scale=1)
     torch.save(reference.state_dict(), tmp_path / "mbf.pth")
-    ckpt = import_torch.import_checkpoint("auto", str(tmp_path / "mbf.pth"), str(tmp_path / "ckpt"))
-    figures = export_onnx.export(str(ckpt), str(tmp_path / "mbf.onnx"))
+    ckpt = pth_import.import_checkpoint("auto", str(tmp_path / "mbf.pth"), str(tmp_path / "ckpt"))
+    figures = onnx_export.export(str(ckpt), str(tmp_path / "mbf.onnx"))
     assert figures["min_cosine"] >= 0.99999
     faces = images(5, seed=6)  # another batch size than the export's example input
     ours = Embedder.from_checkpoint(ckpt, batch_size=len(faces)).embed(faces, flip="none")
     agree(run_onnxruntime(tmp_path / "mbf.onnx", normalised_nchw(faces)), ours)
-    back = import_onnx.import_onnx(str(tmp_path / "mbf.onnx"), str(tmp_path / "back"))
+    back = onnx_import.import_onnx(str(tmp_path / "mbf.onnx"), str(tmp_path / "back"))
     assert checkpoint.load_meta(back)["model"] == {"name": "mobilefacenet", "embed_dim": 128, "kwargs": {"scale": 1}}
     agree(Embedder.from_checkpoint(back, batch_size=len(faces)).embed(faces, flip="none"), ours)
 
@@ -128,7 +130,7 @@ def test_a_model_built_in_jax_exports_to_onnx(tmp_path):
     checkpoint.save_weights(tmp_path / "jax", step=3, backbone=pure, head=None,
                             meta={"model": {"name": "sfnet4_bn", "embed_dim": 16, "kwargs": {}}, "head": None,
                                   "source": {"converter": "test"}})
-    figures = export_onnx.export(str(tmp_path / "jax"), str(tmp_path / "jax.onnx"))
+    figures = onnx_export.export(str(tmp_path / "jax"), str(tmp_path / "jax.onnx"))
     assert figures["min_cosine"] >= 0.99999
 
 
@@ -184,15 +186,15 @@ def test_nhwc_input_with_per_channel_normalisation_in_the_graph_is_recorded(tmp_
         torch.onnx.export(Deployed().eval(), (torch.zeros(1, 112, 112, 3),), str(tmp_path / "nhwc.onnx"),
                           dynamo=False, opset_version=13, input_names=["pixels"], output_names=["embedding"],
                           dynamic_axes={"pixels": {0: "n"}, "embedding": {0: "n"}})
-    out = import_onnx.import_onnx(str(tmp_path / "nhwc.onnx"), str(tmp_path / "ckpt"))
+    out = onnx_import.import_onnx(str(tmp_path / "nhwc.onnx"), str(tmp_path / "ckpt"))
     meta = checkpoint.load_meta(out)
     convention = InputConvention.from_meta(meta["input"])
     np.testing.assert_allclose(convention.mean, mean, rtol=1e-6)
     np.testing.assert_allclose(convention.std, std, rtol=1e-6)
     with pytest.raises(ValueError, match="normalises its input itself"):
-        import_onnx.import_onnx(str(tmp_path / "nhwc.onnx"), str(tmp_path / "x"),
+        onnx_import.import_onnx(str(tmp_path / "nhwc.onnx"), str(tmp_path / "x"),
                                 convention_override=CONVENTIONS["bgr"])
-    state, _, _ = export_torch.torch_state_dicts(str(out))
+    state, _, _ = torch_state.torch_state_dicts(str(out))
     back = torch_backbones.build("sfnet10_bn", 32, width=0.5)
     back.load_state_dict(state, strict=True)
     faces = images(2, seed=5)
@@ -211,7 +213,7 @@ def test_explicit_arch_takes_precedence_over_detection(tmp_path):
     assert (found.arch, found.kwargs) == ("sfnet10_deprecated", {"width": 0.5})
     with pytest.raises(ValueError, match=r"does not match sfnet10_deprecated .*layer layer1.0.conv1"):
         onnx_forms.imported_reference(tmp_path / "m.onnx", "sfnet10_deprecated", {"width": 0.25})
-    out = import_onnx.import_onnx(str(tmp_path / "m.onnx"), str(tmp_path / "bgr"), arch="sfnet10_deprecated",
+    out = onnx_import.import_onnx(str(tmp_path / "m.onnx"), str(tmp_path / "bgr"), arch="sfnet10_deprecated",
                                   convention_override=CONVENTIONS["bgr"])  # a graph does not say its channel order
     assert checkpoint.load_meta(out)["input"]["channels"] == "BGR"
 
@@ -227,18 +229,18 @@ def test_graphs_without_a_jsphere_counterpart_are_refused_naming_the_node(tmp_pa
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, None])], [weight])
     onnx.save(helper.make_model(graph), str(tmp_path / "pool.onnx"))
     with pytest.raises(ValueError, match=r"node pool1 \(MaxPool\) has no counterpart"):
-        import_onnx.import_onnx(str(tmp_path / "pool.onnx"), str(tmp_path / "out"))
+        onnx_import.import_onnx(str(tmp_path / "pool.onnx"), str(tmp_path / "out"))
     torch_to_onnx(random_torch_model("sfnet4"), tmp_path / "ok.onnx")
     data = (tmp_path / "ok.onnx").read_bytes()
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="is not a readable ONNX model"):
-        import_onnx.import_onnx(str(tmp_path / "cut.onnx"), str(tmp_path / "out"))
+        onnx_import.import_onnx(str(tmp_path / "cut.onnx"), str(tmp_path / "out"))
     (tmp_path / "empty.onnx").write_bytes(b"")
     with pytest.raises(ValueError, match=r"empty.onnx is empty \(0 bytes\): not an ONNX model"):
-        import_onnx.import_onnx(str(tmp_path / "empty.onnx"), str(tmp_path / "out"))
+        onnx_import.import_onnx(str(tmp_path / "empty.onnx"), str(tmp_path / "out"))
     (tmp_path / "other.onnx").write_bytes(b"\x08\x07")  # a valid protobuf message with no graph
     with pytest.raises(ValueError, match="other.onnx is not an ONNX model: its 2 bytes hold no graph"):
-        import_onnx.import_onnx(str(tmp_path / "other.onnx"), str(tmp_path / "out"))
+        onnx_import.import_onnx(str(tmp_path / "other.onnx"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
@@ -263,4 +265,4 @@ def test_weights_stored_beside_the_model_are_read_only_from_its_folder(tmp_path)
                 entry.value = str(length)
         onnx.save(model, str(tmp_path / "ext" / "bad.onnx"))
         with pytest.raises(ValueError, match=message):
-            import_onnx.import_onnx(str(tmp_path / "ext" / "bad.onnx"), str(tmp_path / "out"))
+            onnx_import.import_onnx(str(tmp_path / "ext" / "bad.onnx"), str(tmp_path / "out"))

@@ -1,5 +1,5 @@
 """Every registry backbone, at every width and layout option the code has, goes out through ``export_onnx`` and
-back through ``import_onnx`` (the quickstart's half-width sfnet4_bn used to be refused).
+back through ``import_onnx`` (the quickstart's half-width sfnet4_bn was once refused).
 
 * The shallowest member of every family (and every width / option) is exported for real — PyTorch's exporter on
   the reference model with calibrated random weights, as ``export_onnx`` does — and imported back; the reference
@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pytest
 
-from converters import export_onnx, import_onnx, onnx_detect
+from converters.onnx_format import architecture, onnx_export, onnx_import
 from converters.torch_reference.random_weights import images, random_torch_model, torch_embed
 from jsphere import checkpoint, models
 from jsphere.models import sfnet
@@ -79,13 +79,13 @@ def _id(case):
 
 
 def _export(model, path, opset=17):
-    export_onnx._write(model, path, opset)  # what export_onnx.export writes for a checkpoint's reference model
+    onnx_export.write(model, path, opset)  # what onnx_export.export writes for a checkpoint's reference model
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_every_registry_backbone_is_recognised_in_its_exported_graph(case):
     name, kwargs = case
-    found = onnx_detect.infer_model(emulate(name, DIM, **kwargs), name)
+    found = architecture.infer_model(emulate(name, DIM, **kwargs), name)
     arch, expected_kwargs = _expected(name, kwargs)
     assert (found.arch, found.embed_dim) == (arch, DIM) and _same_model(found.kwargs, expected_kwargs), found
 
@@ -107,7 +107,7 @@ def test_backbones_round_trip_through_onnx(tmp_path, case):
 
 
 def test_the_quickstart_model_exports_and_imports_back(tmp_path):
-    """A jsphere checkpoint (half-width sfnet4_bn, as make demo trains) through export_onnx.export, with its
+    """A jsphere checkpoint (half-width sfnet4_bn, as make demo trains) through onnx_export.export, with its
     onnxruntime check, and back."""
     from flax import nnx
 
@@ -120,9 +120,9 @@ def test_the_quickstart_model_exports_and_imports_back(tmp_path):
     meta = {"model": {"name": "sfnet4_bn", "embed_dim": DIM, "kwargs": {"width": 0.5}}, "head": None,
             "source": {"converter": "test"}}
     checkpoint.save_weights(tmp_path / "run", step=400, backbone=pure, head=None, meta=meta)
-    figures = export_onnx.export(str(tmp_path / "run"), str(tmp_path / "quickstart.onnx"))
+    figures = onnx_export.export(str(tmp_path / "run"), str(tmp_path / "quickstart.onnx"))
     assert figures["min_cosine"] >= 0.99999
-    back = import_onnx.import_onnx(str(tmp_path / "quickstart.onnx"), str(tmp_path / "back"))
+    back = onnx_import.import_onnx(str(tmp_path / "quickstart.onnx"), str(tmp_path / "back"))
     assert checkpoint.load_meta(back)["model"] == meta["model"]
 
 
@@ -139,5 +139,5 @@ def test_the_ends_of_the_opset_range_export_and_import(tmp_path, opset):
 @pytest.mark.parametrize("opset", [3, 6, 21, 999])
 def test_an_opset_outside_the_range_is_refused_naming_the_range(tmp_path, opset):
     with pytest.raises(ValueError, match=rf"--opset {opset}: the supported ONNX opsets are 7 to 20"):
-        export_onnx.export(str(tmp_path / "no-ckpt"), str(tmp_path / "m.onnx"), opset=opset)
+        onnx_export.export(str(tmp_path / "no-ckpt"), str(tmp_path / "m.onnx"), opset=opset)
     assert not (tmp_path / "m.onnx").exists()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import export_torch, import_torch, infer
+from converters.core import arguments, infer
+from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images, random_torch_model, torch_embed
 from jsphere import checkpoint
@@ -20,7 +21,7 @@ from tests.converters.agreement import agree
 def _import_auto(tmp_path, state, name="backbone.pth", **kwargs):
     torch.save(state, tmp_path / name)
     found = []
-    out = import_torch.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "ckpt"),
+    out = pth_import.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "ckpt"),
                                          report=lambda f, layout: found.append(f), **kwargs)
     return out, found[0]
 
@@ -42,7 +43,7 @@ def test_mobilefacenet_variants_import_with_no_flags_and_export_loads_strictly(t
     if compare_embeddings:  # scale 4 differs from scale 2 only in widths: its weights round-trip bit-exactly below
         ours = Embedder.from_checkpoint(out, batch_size=len(faces)).embed(faces, flip="none")
         agree(ours, torch_embed(reference, faces))
-    export_torch.export(str(out), "insightface", str(tmp_path / "exported.pth"))
+    pth_export.export(str(out), "insightface", str(tmp_path / "exported.pth"))
     exported = torch.load(tmp_path / "exported.pth", weights_only=True)
     fresh = build()
     fresh.load_state_dict(exported, strict=True)
@@ -77,23 +78,23 @@ def test_sfnet_without_bn_in_v1_layout_is_ambiguous_and_the_error_says_how_to_de
     torch.save(random_torch_model("sfnet10_deprecated").state_dict(), tmp_path / "backbone_1.pth")
     with pytest.raises(ValueError, match=r"fit sfnet10 .* and sfnet10_deprecated .*--arch sfnet10 or --arch "
                                          r"sfnet10_deprecated.*converters\.check"):
-        import_torch.import_checkpoint("auto", str(tmp_path / "backbone_1.pth"), str(tmp_path / "out"))
+        pth_import.import_checkpoint("auto", str(tmp_path / "backbone_1.pth"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
-    out = import_torch.import_checkpoint("sfnet10_deprecated", str(tmp_path / "backbone_1.pth"), str(tmp_path / "o"))
+    out = pth_import.import_checkpoint("sfnet10_deprecated", str(tmp_path / "backbone_1.pth"), str(tmp_path / "o"))
     assert checkpoint.load_meta(out)["model"]["name"] == "sfnet10_deprecated"
 
 
 def test_explicit_arch_still_reads_the_scale_and_model_kwargs_override(tmp_path):
-    """A reported case: --arch mobilefacenet on a scale-1, 128-d file used to be refused (conv_sep shapes)."""
+    """--arch mobilefacenet on a scale-1, 128-d file was once refused (conv_sep shapes)."""
     reference = calibrate(torch_backbones.get_mbf(128, scale=1))
     torch.save(reference.state_dict(), tmp_path / "mbf.pth")
-    out = import_torch.import_checkpoint("mobilefacenet", str(tmp_path / "mbf.pth"), str(tmp_path / "a"))
+    out = pth_import.import_checkpoint("mobilefacenet", str(tmp_path / "mbf.pth"), str(tmp_path / "a"))
     assert checkpoint.load_meta(out)["model"]["kwargs"] == {"scale": 1}
-    out = import_torch.import_checkpoint("mobilefacenet_large", str(tmp_path / "mbf.pth"), str(tmp_path / "b"))
+    out = pth_import.import_checkpoint("mobilefacenet_large", str(tmp_path / "mbf.pth"), str(tmp_path / "b"))
     assert checkpoint.load_meta(out)["model"] == {"name": "mobilefacenet_large", "embed_dim": 128,
                                                   "kwargs": {"scale": 1, "blocks": [1, 4, 6, 2]}}
     with pytest.raises(ValueError, match=r"shape mismatches"):
-        import_torch.import_checkpoint("auto", str(tmp_path / "mbf.pth"), str(tmp_path / "c"), kwargs={"scale": 2})
+        pth_import.import_checkpoint("auto", str(tmp_path / "mbf.pth"), str(tmp_path / "c"), kwargs={"scale": 2})
     assert not (tmp_path / "c").exists()
 
 
@@ -137,18 +138,18 @@ def test_a_failed_import_leaves_nothing_in_out_and_an_existing_out_is_never_over
 
     monkeypatch.setattr(checkpoint, "save_weights", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        import_torch.import_checkpoint("auto", str(tmp_path / "b.pth"), str(tmp_path / "out"))
+        pth_import.import_checkpoint("auto", str(tmp_path / "b.pth"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
     monkeypatch.undo()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="already exists and is not empty"):
-        import_torch.import_checkpoint("auto", str(tmp_path / "b.pth"), str(tmp_path / "taken"))
+        pth_import.import_checkpoint("auto", str(tmp_path / "b.pth"), str(tmp_path / "taken"))
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["notes.txt"]
 
 
 def test_model_kwargs_json_errors_are_clear():
     with pytest.raises(ValueError, match=r"--model-kwargs .* is not valid JSON"):
-        import_torch.parse_json_object("{scale: 1}", "--model-kwargs")
+        arguments.parse_json_object("{scale: 1}", "--model-kwargs")
     with pytest.raises(ValueError, match="must be a JSON object"):
-        import_torch.parse_json_object(json.dumps([1]), "--model-kwargs")
+        arguments.parse_json_object(json.dumps([1]), "--model-kwargs")

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from converters import import_mtcnn
+from converters.mtcnn_weights import mtcnn_import
 from jsphere import align, config_check, errors, train
 from jsphere.data import pack
 from jsphere.detect import weights
@@ -23,7 +23,7 @@ from tests.detect import fixtures
 @pytest.fixture(scope="module")
 def detector_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mtcnn")
-    params, _ = import_mtcnn.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=3), folder / "npy"))
+    params, _ = mtcnn_import.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=3), folder / "npy"))
     weights.save(params, folder / "ckpt")
     return folder / "ckpt"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from converters import import_mtcnn
+from converters.mtcnn_weights import mtcnn_import
 from jsphere import checkpoint, embed, errors, models
 from jsphere.data.align import align_face
 from jsphere.detect import Detector, weights
@@ -17,7 +17,7 @@ from tests.detect import fixtures
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("embed_detect")
-    params, _ = import_mtcnn.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=3), root / "npy"))
+    params, _ = mtcnn_import.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=3), root / "npy"))
     weights.save(params, root / "mtcnn")
     model = models.build("sfnet4", embed_dim=8, rngs=nnx.Rngs(0))
     checkpoint.save_weights(root / "model", step=1, backbone=models.pure_state(model), head=None,

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import import_mtcnn, npy_objects
+from converters import import_mtcnn
+from converters.mtcnn_weights import mtcnn_import, npy_objects
 from jsphere import cli
 from jsphere.detect import Detector, weights
 from tests.detect import fixtures
@@ -37,14 +38,14 @@ def test_opensphere_npy_weights_compute_what_opensphere_nets_do(tmp_path):
     nets = fixtures.opensphere_nets(seed=0)
     folder = fixtures.write_npy(nets, tmp_path / "weights")
     assert np.load(folder / "rnet.npy", allow_pickle=True).shape == ()  # a 0-d object array, as OpenSphere's
-    params, layout = import_mtcnn.convert(folder)
+    params, layout = mtcnn_import.convert(folder)
     assert layout == "opensphere"
     _outputs_match(nets, weights.to_model(params))
 
 
 def test_facenet_pt_state_dicts_compute_what_facenet_nets_do(tmp_path):
     nets = fixtures.facenet_nets(seed=1)
-    params, layout = import_mtcnn.convert(fixtures.write_pt(nets, tmp_path / "weights"))
+    params, layout = mtcnn_import.convert(fixtures.write_pt(nets, tmp_path / "weights"))
     assert layout == "facenet"
     _outputs_match(nets, weights.to_model(params))
 
@@ -72,7 +73,7 @@ def test_a_pickle_that_runs_code_is_refused_before_running(tmp_path, monkeypatch
     folder = fixtures.write_npy(fixtures.opensphere_nets(seed=0), tmp_path / "weights")
     np.save(folder / "onet.npy", np.array({"features.conv1.weight": _Exploit()}, dtype=object), allow_pickle=True)
     with pytest.raises(pickle.UnpicklingError, match="refusing to load posix.system|refusing to load nt.system"):
-        import_mtcnn.convert(folder)
+        mtcnn_import.convert(folder)
     assert not (tmp_path / "owned.txt").exists()
     with pytest.raises(SystemExit) as e:
         cli.run("converters.import_mtcnn", import_mtcnn.main, ["--weights", str(folder), "--out", str(tmp_path / "o")])
@@ -83,20 +84,20 @@ def test_bad_weight_folders_are_named(tmp_path):
     folder = fixtures.write_npy(fixtures.opensphere_nets(seed=0), tmp_path / "weights")
     (folder / "rnet.npy").unlink()
     with pytest.raises(FileNotFoundError, match="no rnet.npy"):
-        import_mtcnn.convert(folder)
+        mtcnn_import.convert(folder)
     fixtures.write_pt(fixtures.facenet_nets(seed=0), tmp_path / "pt")
     (tmp_path / "pt" / "rnet.pt").rename(folder / "rnet.pt")
     with pytest.raises(ValueError, match="different layouts"):
-        import_mtcnn.convert(folder)
+        mtcnn_import.convert(folder)
     folder = fixtures.write_npy(fixtures.opensphere_nets(seed=0), tmp_path / "again")
     state = np.load(folder / "pnet.npy", allow_pickle=True)[()]
     state["features.conv2.weight"] = state["features.conv2.weight"][:8]
     np.save(folder / "pnet.npy", state)
     with pytest.raises(ValueError, match=r"pnet.conv2.kernel has shape \(3, 3, 10, 8\)"):
-        import_mtcnn.convert(folder)
+        mtcnn_import.convert(folder)
     (folder / "pnet.npy").write_bytes((folder / "pnet.npy").read_bytes()[:300])
     with pytest.raises(ValueError, match="pnet.npy: corrupt pickled"):
-        import_mtcnn.convert(folder)
+        mtcnn_import.convert(folder)
 
 
 def test_plain_npy_arrays_load_without_pickle(tmp_path):

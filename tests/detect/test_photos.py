@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from converters import import_mtcnn
+from converters.mtcnn_weights import mtcnn_import
 from jsphere.detect import Detector, DetectorConfig, weights
 from jsphere.detect.photos import PhotoError, to_rgb8
 from tests.detect import fixtures
@@ -24,7 +24,7 @@ def test_gray_rgba_16_bit_and_float_images_become_rgb8():
 
 
 def test_large_photos_are_searched_downscaled_and_mapped_back(tmp_path):
-    params, _ = import_mtcnn.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=3), tmp_path / "npy"))
+    params, _ = mtcnn_import.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=3), tmp_path / "npy"))
     model = weights.to_model(params)
     photo = fixtures.photo(np.random.default_rng(2), (240, 300), faces=2)
     small = np.asarray(Image.fromarray(photo).resize((150, 120), Image.BILINEAR))

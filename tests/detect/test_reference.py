@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from converters import import_mtcnn
+from converters.mtcnn_weights import mtcnn_import
 from converters.torch_reference import mtcnn as torch_mtcnn
 from jsphere.detect import Detector, DetectorConfig, weights
 from tests.detect import fixtures
@@ -34,7 +34,7 @@ def _iou(a, b):
 @pytest.mark.parametrize("mode", ["channel", "opensphere"])
 def test_detections_equal_the_reference_cascade(tmp_path, mode):
     nets = fixtures.opensphere_nets(seed=3, pnet_softmax=mode)
-    params, layout = import_mtcnn.convert(fixtures.write_npy(nets, tmp_path / "npy"))
+    params, layout = mtcnn_import.convert(fixtures.write_npy(nets, tmp_path / "npy"))
     assert layout == "opensphere"
     weights.save(params, tmp_path / "ckpt")
     rng = np.random.default_rng(7)
@@ -66,7 +66,7 @@ def test_pyramid_canvas_equals_pnet_on_each_scale_alone(tmp_path):
 
     from jsphere.detect import pyramid
 
-    params, _ = import_mtcnn.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=1), tmp_path / "npy"))
+    params, _ = mtcnn_import.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=1), tmp_path / "npy"))
     graphdef, state = nnx.split(weights.to_model(params).pnet)
     pnet = jax.jit(lambda x, mask=None: nnx.merge(graphdef, state)((x - 127.5) * 0.0078125, mask))
     image = fixtures.photo(np.random.default_rng(0), (91, 127))
@@ -82,7 +82,7 @@ def test_pyramid_canvas_equals_pnet_on_each_scale_alone(tmp_path):
 
 
 def test_new_image_sizes_reuse_compiled_buckets(tmp_path):
-    params, _ = import_mtcnn.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=1), tmp_path / "npy"))
+    params, _ = mtcnn_import.convert(fixtures.write_npy(fixtures.opensphere_nets(seed=1), tmp_path / "npy"))
     detector = Detector(weights.to_model(params))
     rng = np.random.default_rng(0)
     sizes = [(120, 150), (121, 151), (118, 149), (123, 147), (119, 152), (122, 148), (120, 146), (124, 150)]

@@ -22,6 +22,7 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import DTypeLike
 
 from jsphere import errors
 
@@ -46,7 +47,7 @@ class CorruptCheckpointError(errors.UserError, ValueError):
 class StorageType:
     """``torch.<Name>Storage`` as the pickle names it: only its element type matters."""
 
-    def __init__(self, name: str, dtype):
+    def __init__(self, name: str, dtype: DTypeLike):
         self.name, self.dtype = name, np.dtype(dtype)
 
 
@@ -116,7 +117,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             ("collections", "Counter"): collections.Counter,  # Lightning .ckpt: MultiStepLR's milestones
         }
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.allowed:
             return self.allowed[(module, name)]
         if module == "torch" and name in STORAGE_DTYPES:
@@ -128,7 +129,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             f"{self.where}: refusing to load {module}.{name}: only tensors and plain containers are allowed "
             "(torch weights_only semantics). If you trust this file, re-save its state_dict with torch.")
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: Any) -> Storage:
         if isinstance(pid, tuple) and pid and pid[0] == "module":
             raise UnsafeCheckpointError(f"{self.where}: the file saves a whole nn.Module (its class and source), "
                                         "not a state_dict; re-save model.state_dict() with torch")
@@ -173,10 +174,10 @@ class PlainUnpickler(pickle.Unpickler):
         super().__init__(file)
         self.where = where
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         raise UnsafeCheckpointError(f"{self.where}: refusing to load {module}.{name} where torch writes plain values")
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: Any) -> Any:
         raise UnsafeCheckpointError(f"{self.where}: unexpected persistent id {str(pid)[:200]}")
 
 

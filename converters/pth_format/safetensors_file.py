@@ -18,7 +18,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-from converters.torch_pickle import MAX_ARRAY_BYTES, CorruptCheckpointError
+from converters.pth_format.torch_pickle import MAX_ARRAY_BYTES, CorruptCheckpointError
 
 MAX_HEADER_BYTES = 100_000_000  # the reference implementation's limit
 DTYPES = {

@@ -17,69 +17,28 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from converters.infer_ir import ir_family, mobilefacenet_relu6
-from jsphere.models import iresnet, mobilefacenet, sfnet
-
-
-@dataclass(frozen=True)
-class Found:
-    """A backbone name, its keyword arguments and embedding size, and a sentence saying what was seen."""
-
-    arch: str
-    embed_dim: int
-    kwargs: dict = field(default_factory=dict)
-    description: str = ""
-    origin: str = ""  # the toolkit whose layout it is, where that decides the input (conventions.for_origin)
-    input: dict | None = None  # the input convention recorded at import (InputConvention.to_meta), None: jsphere's
-
-
-def _shape(state_dict: dict, key: str) -> tuple[int, ...]:
-    return tuple(int(d) for d in np.shape(state_dict[key]))
-
-
-def _count(state_dict: dict, pattern: str) -> int:
-    """Number of consecutive indices i (from 0) for which ``pattern.format(i)`` is a key."""
-    i = 0
-    while pattern.format(i) in state_dict:
-        i += 1
-    return i
-
-
-def _first_keys(state_dict: dict, n: int = 4) -> str:
-    keys = [k for k in state_dict if not k.endswith("num_batches_tracked")]
-    return ", ".join(keys[:n]) + (" ..." if len(keys) > n else "")
-
-
-def mobilefacenet_name(blocks: tuple[int, ...], scale: int) -> tuple[str, dict]:
-    """The registry name and the keyword arguments that differ from its defaults."""
-    for name, variant in mobilefacenet.VARIANTS.items():
-        if tuple(variant["blocks"]) == tuple(blocks) and variant["scale"] == scale:
-            return name, {}
-    kwargs = {}
-    if scale != mobilefacenet.VARIANTS["mobilefacenet"]["scale"]:
-        kwargs["scale"] = scale
-    if tuple(blocks) != mobilefacenet.VARIANTS["mobilefacenet"]["blocks"]:
-        kwargs["blocks"] = list(blocks)
-    return "mobilefacenet", kwargs
+from converters.core import keys
+from converters.core.found import Found, depth_of, mobilefacenet_name, sfnet_width
+from converters.core.infer_ir import ir_family, mobilefacenet_relu6
+from jsphere.models import iresnet, sfnet
 
 
 def _mobilefacenet(sd: dict, layout: str, where: str) -> list[Found]:
-    width = _shape(sd, "layers.0.layers.0.weight")[0]
+    width = keys.shape(sd, "layers.0.layers.0.weight")[0]
     if width % 64:
         raise ValueError(f"{where}: a MobileFaceNet whose first layer has {width} channels, not a multiple of 64 "
                          "(arcface_torch's widths are 64 * scale)")
     scale = width // 64
-    first = 1 if "layers.1.layers.0.weight" in sd else _count(sd, "layers.1.layers.{}.layers.0.layers.0.weight")
-    blocks = (first, *(_count(sd, f"layers.{i}.layers.{{}}.layers.0.layers.0.weight") for i in (3, 5, 7)))
+    first = 1 if "layers.1.layers.0.weight" in sd else keys.count(sd, "layers.1.layers.{}.layers.0.layers.0.weight")
+    blocks = (first, *(keys.count(sd, f"layers.{i}.layers.{{}}.layers.0.layers.0.weight") for i in (3, 5, 7)))
     if "features.layers.3.weight" not in sd or 0 in blocks:
         raise ValueError(f"{where}: looks like a MobileFaceNet (layers.N / conv_sep) but lacks "
                          f"{'features.layers.3 (the GDC head)' if 'features.layers.3.weight' not in sd else 'blocks'}"
-                         f" (blocks seen: {blocks}); first keys: {_first_keys(sd)}")
-    dim = _shape(sd, "features.layers.3.weight")[0]
+                         f" (blocks seen: {blocks}); first keys: {keys.first_keys(sd)}")
+    dim = keys.shape(sd, "features.layers.3.weight")[0]
     arch, kwargs = mobilefacenet_name(blocks, scale)
     if layout == "treb1en":
         text = (f"MobileFaceNet of TreB1eN's InsightFace_Pytorch / face.evoLVe (arcface_torch get_mbf scale {scale}, "
@@ -90,21 +49,12 @@ def _mobilefacenet(sd: dict, layout: str, where: str) -> list[Found]:
 
 
 def _stage_blocks(sd: dict) -> tuple[int, ...]:
-    return tuple(_count(sd, f"layer{s}.{{}}.conv1.weight") for s in (1, 2, 3, 4))
-
-
-def depth_of(blocks: tuple[int, ...], depths: dict, family: str, where: str) -> int:
-    by_blocks = {tuple(v): k for k, v in depths.items()}
-    if blocks not in by_blocks:
-        known = ", ".join(f"{family}{d} {tuple(b)}" for d, b in sorted(depths.items()))
-        raise ValueError(f"{where}: an {family} with {blocks} blocks per stage, which is no jsphere depth "
-                         f"(known: {known})")
-    return by_blocks[blocks]
+    return tuple(keys.count(sd, f"layer{s}.{{}}.conv1.weight") for s in (1, 2, 3, 4))
 
 
 def _iresnet(sd: dict, layout: str, where: str) -> list[Found]:
     depth = depth_of(_stage_blocks(sd), iresnet.DEPTHS, "iresnet", where)
-    dim = _shape(sd, "fc.weight")[0]
+    dim = keys.shape(sd, "fc.weight")[0]
     kwargs = {}
     trained = False
     if "features.weight" in sd:
@@ -115,25 +65,12 @@ def _iresnet(sd: dict, layout: str, where: str) -> list[Found]:
     return [Found(f"iresnet{depth}", dim, kwargs, f"IResNet-{depth}, {dim}-d embedding, features scale {scale}")]
 
 
-def _sfnet_width(channels: tuple[int, ...], where: str) -> float:
-    """The SFNet ``width`` whose ``sfnet.stage_channels`` are the file's four stage ``channels``: the widest
-    stage's ratio where it gives them all (an exact 0.5 stays 0.5), else the middle of the widths that round to
-    every stage's channels (the stem's ratio alone misreads widths such as 0.3)."""
-    low = max((c - 0.5) / base for c, base in zip(channels, sfnet.CHANNELS, strict=True))
-    high = min((c + 0.5) / base for c, base in zip(channels, sfnet.CHANNELS, strict=True))
-    for width in (channels[-1] / sfnet.CHANNELS[-1], (low + high) / 2):
-        if sfnet.stage_channels(width) == channels:
-            return width
-    raise ValueError(f"{where}: an SFNet with stage channels {channels}, which no width gives (their ratios to "
-                     f"{sfnet.CHANNELS} do not agree)")
-
-
 def _sfnet(sd: dict, layout: str, where: str) -> list[Found]:
     blocks = tuple(n - 1 for n in _stage_blocks(sd))
     depth = depth_of(blocks, sfnet.DEPTHS, "sfnet", where)
-    dim = _shape(sd, "fc.weight")[0]
-    channels = tuple(_shape(sd, f"layer{s}.0.conv1.weight")[0] for s in range(1, 5))
-    width = _sfnet_width(channels, where)
+    dim = keys.shape(sd, "fc.weight")[0]
+    channels = tuple(keys.shape(sd, f"layer{s}.0.conv1.weight")[0] for s in range(1, 5))
+    width = sfnet_width(channels, where)
     kwargs = {} if width == 1 else {"width": width}
     size = f", {channels[0]}-channel stem" if kwargs else ""
     if "layer1.0.bn1.weight" in sd:
@@ -169,7 +106,7 @@ def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
         return mobilefacenet_relu6(sd, where)
     if "dw_conv1.conv.weight" in sd and "linear7.conv.weight" in sd:
         raise ValueError(f"{where}: Xiaoccer/MobileFaceNet_Pytorch's MobileFaceNet (conv1, dw_conv1, blocks.N, "
-                         f"linear7 {_shape(sd, 'linear7.conv.weight')[2:]}, linear1) for 112x96 crops; jsphere's "
+                         f"linear7 {keys.shape(sd, 'linear7.conv.weight')[2:]}, linear1) for 112x96 crops; jsphere's "
                          "models take 112x112 faces aligned to the ArcFace template")
     if "layer1.0.conv1.weight" in sd and "fc.weight" in sd:
         if "prelu.weight" in sd and "conv1.weight" in sd:
@@ -179,6 +116,6 @@ def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
     if "patch_embed.proj.weight" in sd:
         raise ValueError(f"{where}: an arcface_torch ViT (patch_embed, blocks.N.attn ...); jsphere has no ViT backbone "
                          f"yet. Backbones it reads: {'; '.join(FAMILIES)}")
-    raise ValueError(f"{where}: the keys fit no jsphere backbone: {len(sd)} tensors, first keys {_first_keys(sd)}. "
+    raise ValueError(f"{where}: the keys fit no jsphere backbone: {len(sd)} tensors, first keys {keys.first_keys(sd)}. "
                      f"Backbones jsphere reads: {'; '.join(FAMILIES)}. If it is one of them with other key names "
                      "or a prefix, re-save its state_dict with the reference names.")

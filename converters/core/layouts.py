@@ -10,7 +10,7 @@
   'state_dict': {'model.<backbone key>', 'head.kernel', 'head.t', 'head.batch_mean', 'head.batch_std'},
   'optimizer_states', 'lr_schedulers', 'callbacks', 'loops', 'hyper_parameters', ...}``; the backbone is
   ``state_dict`` under ``model.``, the head (AdaFace's own parameters) is left out.
-* treb1en: TreB1eN's / face.evoLVe's MobileFaceNet names, renamed to arcface_torch's (``converters.renames``).
+* treb1en: TreB1eN's / face.evoLVe's MobileFaceNet names, renamed to arcface_torch's (``converters.core.renames``).
 * Other wrappers: the backbone's tensors are found at the top level or under ``state_dict``, ``net_state_dict``
   (``{'epoch', 'net_state_dict'}``), ``model_state_dict``, ``model`` or ``net`` (nested up to two levels), with a
   DDP ``module.`` prefix stripped; when none holds tensors the error names the top-level keys and tensor count.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import renames
+from converters.core import renames
 
 LAYOUTS = ("opensphere-v1", "opensphere-v2", "insightface", "adaface")
 WRAPPER_KEYS = ("state_dict", "net_state_dict", "model_state_dict", "model", "net")
@@ -44,7 +44,7 @@ def step_from_name(path: str | Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def split_checkpoint(obj, where: str) -> tuple[OrderedDict, OrderedDict | None, str]:
+def split_checkpoint(obj: object, where: str) -> tuple[OrderedDict, OrderedDict | None, str]:
     """(backbone state_dict, head state_dict or None, layout) of a loaded checkpoint object."""
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: expected a state_dict or a dict of state_dicts, got {type(obj).__name__}")

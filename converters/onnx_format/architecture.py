@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters import infer
-from converters.onnx_graph import Graph, Op
+from converters.core.found import Found, depth_of, mobilefacenet_name, sfnet_width
+from converters.onnx_format.graph_reader import Graph, Op
 from jsphere import models
 from jsphere.models import ir, iresnet, sfnet
 
@@ -34,12 +34,12 @@ def _blocks_by_size(graph: Graph) -> tuple[int, ...]:
     return tuple(sum(s == size for s in graph.residual_sizes) for size in STAGE_SIZES)
 
 
-def _mobilefacenet(graph: Graph, convs: list[Op], dim: int, where: str) -> infer.Found:
+def _mobilefacenet(graph: Graph, convs: list[Op], dim: int, where: str) -> Found:
     if graph.relu6:
         if "mobilefacenet_relu6" not in models.names():
             raise ValueError(f"{where}: a MobileFaceNet with ReLU6 (Clip) activations; this jsphere has no such "
                              "backbone")
-        return infer.Found("mobilefacenet_relu6", dim, {}, f"foamliu's MobileFaceNet (ReLU6), {dim}-d embedding")
+        return Found("mobilefacenet_relu6", dim, {}, f"foamliu's MobileFaceNet (ReLU6), {dim}-d embedding")
     width = convs[0].weight.shape[0]
     blocks, count = [], 0
     for conv in convs[1:]:
@@ -54,8 +54,8 @@ def _mobilefacenet(graph: Graph, convs: list[Op], dim: int, where: str) -> infer
     if width % 64 or len(blocks) != 4:
         raise ValueError(f"{where}: grouped convolutions as in a MobileFaceNet, but {width} stem channels and "
                          f"{len(blocks) - 1} stride-2 3x3 convolutions (arcface_torch's: 64 * scale and 3)")
-    arch, kwargs = infer.mobilefacenet_name(tuple(blocks), width // 64)
-    return infer.Found(arch, dim, kwargs, f"MobileFaceNet scale {width // 64}, blocks {tuple(blocks)}, {dim}-d")
+    arch, kwargs = mobilefacenet_name(tuple(blocks), width // 64)
+    return Found(arch, dim, kwargs, f"MobileFaceNet scale {width // 64}, blocks {tuple(blocks)}, {dim}-d")
 
 
 def _is_ir(graph: Graph, convs: list[Op]) -> bool:
@@ -63,8 +63,8 @@ def _is_ir(graph: Graph, convs: list[Op]) -> bool:
     return bool(graph.gates or graph.subsamples or bottleneck)
 
 
-def _ir(graph: Graph, convs: list[Op], dim: int, where: str) -> infer.Found:
-    depth = infer.depth_of(_blocks_by_size(graph), ir.DEPTHS, "IR", where)
+def _ir(graph: Graph, convs: list[Op], dim: int, where: str) -> Found:
+    depth = depth_of(_blocks_by_size(graph), ir.DEPTHS, "IR", where)
     se = graph.gates > 0
     bottleneck = any(c.weight.shape[2:] == (1, 1) and c.stride == 1 and c.in_size not in (None, 1) for c in convs)
     kwargs: dict = {}
@@ -80,28 +80,28 @@ def _ir(graph: Graph, convs: list[Op], dim: int, where: str) -> infer.Found:
     if last.kind == "bn" and not (np.allclose(last.weight, 1.0) and np.allclose(last.bias, 0.0)):
         kwargs["features_affine"] = True
     name = f"ir_se_{depth}" if se else f"ir_{depth}"
-    return infer.Found(name, dim, kwargs, f"IR{'-SE' if se else ''}-{depth}, {dim}-d embedding")
+    return Found(name, dim, kwargs, f"IR{'-SE' if se else ''}-{depth}, {dim}-d embedding")
 
 
-def _sfnet(graph: Graph, convs: list[Op], dim: int, where: str) -> infer.Found:
-    depth = infer.depth_of(_blocks_by_size(graph), sfnet.DEPTHS, "sfnet", where)
+def _sfnet(graph: Graph, convs: list[Op], dim: int, where: str) -> Found:
+    depth = depth_of(_blocks_by_size(graph), sfnet.DEPTHS, "sfnet", where)
     channels = tuple(int(c.weight.shape[0]) for c in convs if c.stride == 2)
     if len(channels) != 4:
         raise ValueError(f"{where}: an SFNet-like graph with {len(channels)} stride-2 convolutions (SFNet has 4)")
-    width = infer._sfnet_width(channels, where)
+    width = sfnet_width(channels, where)
     kwargs = {} if width == 1 else {"width": width}
     size = f", {channels[0]}-channel stem" if kwargs else ""
     if graph.ops[-1].kind == "bn":
-        return infer.Found(f"sfnet{depth}_bn", dim, kwargs, f"SFNet-{depth} with BatchNorm, {dim}-d embedding{size}")
+        return Found(f"sfnet{depth}_bn", dim, kwargs, f"SFNet-{depth} with BatchNorm, {dim}-d embedding{size}")
     if graph.residual_adds and not graph.relu_after_add:
-        return infer.Found(f"sfnet{depth}_deprecated", dim, kwargs,
+        return Found(f"sfnet{depth}_deprecated", dim, kwargs,
                            f"SFNet-{depth}, ReLU before the residual add (OpenSphere v1 sfnet_deprecated), "
                            f"{dim}-d embedding{size}")
-    return infer.Found(f"sfnet{depth}", dim, kwargs,
+    return Found(f"sfnet{depth}", dim, kwargs,
                        f"SFNet-{depth}, ReLU after the residual add, {dim}-d embedding{size}")
 
 
-def infer_model(graph: Graph, where: str) -> infer.Found:
+def infer_model(graph: Graph, where: str) -> Found:
     """The jsphere backbone whose layers the graph's weighted nodes describe."""
     convs = [op for op in graph.ops if op.kind == "conv"]
     embedding = [op for op in graph.ops[-3:] if op.kind == "linear" or op.pointwise_on_one_pixel]
@@ -116,9 +116,9 @@ def infer_model(graph: Graph, where: str) -> infer.Found:
     if any(op.kind == "prelu" for op in graph.ops):
         if _is_ir(graph, convs):
             return _ir(graph, convs, dim, where)
-        depth = infer.depth_of(_blocks_by_size(graph), iresnet.DEPTHS, "iresnet", where)
+        depth = depth_of(_blocks_by_size(graph), iresnet.DEPTHS, "iresnet", where)
         last = graph.ops[-1]
         trained = last.kind == "bn" and not np.allclose(last.weight, 1.0)
-        return infer.Found(f"iresnet{depth}", dim, {"features_scale": "trainable"} if trained else {},
+        return Found(f"iresnet{depth}", dim, {"features_scale": "trainable"} if trained else {},
                            f"IResNet-{depth}, {dim}-d embedding")
     return _sfnet(graph, convs, dim, where)

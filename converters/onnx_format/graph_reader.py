@@ -26,10 +26,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from converters import onnx_load
+from converters.onnx_format import model_file
+
+if TYPE_CHECKING:
+    import onnx
 
 PASS_THROUGH = {"Identity", "Dropout", "Cast"}
 FLATTEN = {"Flatten", "Reshape", "Squeeze", "Unsqueeze"}
@@ -106,7 +110,7 @@ def _fold_constant(node, values: list[np.ndarray]) -> np.ndarray:
 
 
 def _attributes(node) -> dict:
-    onnx = onnx_load.onnx_module()
+    onnx = model_file.onnx_module()
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -120,10 +124,12 @@ def _input_size(value_info) -> int:
     return DEFAULT_SIZE
 
 
-class _Reader:
-    def __init__(self, model, where: str):
-        from onnx import numpy_helper
+class Reader:
+    """A model's constants (initializers, ``Constant`` nodes and shape-only nodes over them, folded), its single
+    image input with the size it declares, and its nodes."""
 
+    def __init__(self, model: onnx.ModelProto, where: str):
+        numpy_helper = model_file.onnx_module().numpy_helper
         self.where = where
         graph = model.graph
         self.consts = {}
@@ -156,14 +162,14 @@ class _Reader:
             raise ValueError(f"{self.where}: tensor {tensor.name!r} (shape {list(tensor.dims)}) cannot be read: "
                              f"{type(e).__name__}: {e}") from None
 
-    def const(self, name: str, node) -> np.ndarray:
+    def const(self, name: str, node: onnx.NodeProto) -> np.ndarray:
         if name not in self.consts:
             raise ValueError(f"{self.where}: node {node.name or node.op_type} ({node.op_type}) takes {name!r} as a "
                              "weight, but it is not a constant of the graph")
         return np.asarray(self.consts[name])
 
 
-def _conv(r: _Reader, node, source: str, in_size: int | None) -> Op:
+def _conv(r: Reader, node, source: str, in_size: int | None) -> Op:
     attrs = _attributes(node)
     auto_pad = attrs.get("auto_pad", b"NOTSET")
     if auto_pad not in (b"NOTSET", "NOTSET") or any(d != 1 for d in attrs.get("dilations", [1])):
@@ -180,7 +186,7 @@ def _conv(r: _Reader, node, source: str, in_size: int | None) -> Op:
               groups=int(attrs.get("group", 1)), padding=int(pads[0]), in_size=in_size)
 
 
-def _batchnorm(r: _Reader, node, source: str) -> Op:
+def _batchnorm(r: Reader, node, source: str) -> Op:
     attrs = _attributes(node)
     if attrs.get("training_mode", 0):
         raise ValueError(f"{r.where}: BatchNormalization {node.name} is in training mode; export it in eval mode")
@@ -188,7 +194,7 @@ def _batchnorm(r: _Reader, node, source: str) -> Op:
     return Op("bn", node.name, source, node.output[0], scale, bias, mean, var, eps=float(attrs.get("epsilon", 1e-5)))
 
 
-def _linear(r: _Reader, node, source: str) -> Op:
+def _linear(r: Reader, node, source: str) -> Op:
     if node.op_type == "MatMul":
         return Op("linear", node.name, source, node.output[0], r.const(node.input[1], node).T)
     attrs = _attributes(node)
@@ -201,7 +207,7 @@ def _linear(r: _Reader, node, source: str) -> Op:
     return Op("linear", node.name, source, node.output[0], weight, bias)
 
 
-def _scalar(r: _Reader, name: str, node) -> float:
+def _scalar(r: Reader, name: str, node) -> float:
     value = r.const(name, node).reshape(-1)
     if value.size != 1:
         raise ValueError(f"{r.where}: node {node.name or node.op_type} ({node.op_type}) takes {value.size} values "
@@ -209,7 +215,7 @@ def _scalar(r: _Reader, name: str, node) -> float:
     return float(value[0])
 
 
-def _clip_range(r: _Reader, node) -> tuple[float, float]:
+def _clip_range(r: Reader, node) -> tuple[float, float]:
     """(min, max) of a Clip: attributes before opset 11, constant inputs after."""
     attrs = _attributes(node)
     low, high = attrs.get("min", -math.inf), attrs.get("max", math.inf)
@@ -220,7 +226,7 @@ def _clip_range(r: _Reader, node) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _pool_size(r: _Reader, node, size: int | None) -> int | None:
+def _pool_size(r: Reader, node, size: int | None) -> int | None:
     """The output size of a 1x1 MaxPool (stride-s subsampling); any other pooling is refused."""
     attrs = _attributes(node)
     kernel, strides = list(attrs.get("kernel_shape", [])), list(attrs.get("strides", [1, 1]))
@@ -267,7 +273,7 @@ def _data_flow_order(steps: dict[str, _Step], output: str) -> list[Op]:
 def read(path: str | os.PathLike) -> Graph:
     """The weighted layers of an ONNX model in data-flow order, its input preprocessing and structure facts."""
     where = str(path)
-    r = _Reader(onnx_load.load(path), where)
+    r = Reader(model_file.load(path), where)
     alias = {}  # tensor -> the tensor it passes through unchanged
     image = {r.image}  # tensors computed from the image (shape side branches excluded)
     sizes: dict[str, int | None] = {r.image: r.size}

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
 
 
-def onnx_module():
+def onnx_module() -> ModuleType:
+    """The ``onnx`` package, or a one-line error saying how to install it."""
     try:
-        import onnx
+        import onnx  # optional (jsphere[onnx]): every ONNX path asks for it here
     except ImportError:
         raise ValueError("reading ONNX files needs the onnx package: pip install 'jsphere[onnx]'") from None
     return onnx
@@ -63,7 +69,7 @@ def _read_external(tensor, folder: Path, where: str) -> None:
     del tensor.external_data[:]
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike) -> onnx.ModelProto:
     """The ``ModelProto`` of ``path``; one-line errors for a missing, empty, unparsable or graph-less file."""
     onnx = onnx_module()
     path = Path(path)

@@ -18,19 +18,24 @@ in-graph per-channel multiply-add.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jsphere.inference import CONVENTIONS, JSPHERE, InputConvention
 
+if TYPE_CHECKING:
+    from torch import nn
+
 TREB1EN_NAMES = re.compile(r"^model_(ir_se\d+|ir\d+|mobilefacenet)\.pth$|^model_.*_accuracy:.*_step:", re.IGNORECASE)
 
 
 def for_origin(origin: str, file: str | Path) -> tuple[InputConvention, str]:
-    """The convention of a model of ``origin`` (``converters.infer.Found.origin``) read from ``file``, and why."""
+    """The convention of a model of ``origin`` (``converters.core.found.Found.origin``) read from ``file``, and why."""
     if origin == "adaface":
         return CONVENTIONS["bgr"], "AdaFace's models take BGR"
     if origin == "evolve":
@@ -61,7 +66,7 @@ def parse(text: str, flag: str = "--input-convention") -> InputConvention:
         raise ValueError(f"{flag} {text!r}: {e}") from None
 
 
-def add_argument(parser, default: str) -> None:
+def add_argument(parser: argparse.ArgumentParser, default: str) -> None:
     """The ``--input-convention`` option of every importer; ``default`` says what applies when it is absent."""
     parser.add_argument("--input-convention", default=None, metavar="CONVENTION",
                         help="what the model takes: rgb (jsphere, insightface, face.evoLVe), bgr (AdaFace, TreB1eN), "
@@ -74,9 +79,10 @@ def from_argument(text: str | None) -> InputConvention | None:
     return parse(text) if text else None
 
 
-def torch_input_adapter(model, convention: InputConvention):
+def torch_input_adapter(model: nn.Module, convention: InputConvention) -> nn.Module:
     """``model`` (a torch reference model taking ``convention``) as a module taking jsphere's input; the model
     itself when the conventions agree."""
+    # torch is optional (jsphere[torch]): only the ONNX export calls this; the importers use this module without it
     import torch
     from torch import nn
 

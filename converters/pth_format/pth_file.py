@@ -4,7 +4,7 @@ A ``.pth`` written by ``torch.save`` (torch >= 1.6) is a zip archive: ``<name>/d
 tensors are ``torch._utils._rebuild_tensor_v2`` calls over persistent storage ids) and raw little-endian
 storages ``<name>/data/<key>``. A legacy file (``_use_new_zipfile_serialization=False``, torch < 1.6) is a
 sequence of pickles (magic number, protocol 1001, system info, the object, the storage keys) followed by each
-storage as an int64 element count and its bytes. Both are unpickled by :mod:`converters.torch_pickle` (only
+storage as an int64 element count and its bytes. Both are unpickled by :mod:`converters.pth_format.torch_pickle` (only
 tensors and plain containers; every view checked against its storage before a byte is read). Tensors come back
 as numpy arrays (strides and offsets honoured; bfloat16 via ml_dtypes).
 
@@ -23,8 +23,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from converters import safetensors_file
-from converters.torch_pickle import (
+from converters.pth_format import safetensors_file
+from converters.pth_format.torch_pickle import (
     SLACK_BYTES,
     CorruptCheckpointError,
     PlainUnpickler,

@@ -7,12 +7,14 @@ torch-layout tensors that compute, in float64 before one rounding to float32, wh
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 TORCH_EPS = 1e-5
 PIXEL_MEAN = PIXEL_STD = 127.5  # jsphere input = (pixels - 127.5) / 127.5
 
 
-def batchnorm(gamma, beta, mean, var, eps: float, *, fix_gamma: bool = False, shift=None) -> dict[str, np.ndarray]:
+def batchnorm(gamma: ArrayLike, beta: ArrayLike, mean: ArrayLike, var: ArrayLike, eps: float, *,
+              fix_gamma: bool = False, shift: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """torch BatchNorm tensors (eps 1e-5) equal to ``BN_eps(x + shift)`` with the given statistics.
 
     ``eps`` is folded into ``running_var`` (``var + eps - 1e-5``) when ``eps >= 1e-5``, otherwise into the scale;
@@ -31,7 +33,7 @@ def batchnorm(gamma, beta, mean, var, eps: float, *, fix_gamma: bool = False, sh
             {"weight": weight, "bias": beta, "running_mean": mean, "running_var": var}.items()}
 
 
-def identity_batchnorm(bias) -> dict[str, np.ndarray]:
+def identity_batchnorm(bias: ArrayLike) -> dict[str, np.ndarray]:
     """torch BatchNorm tensors computing ``x + bias`` (a BatchNorm already folded into the preceding layer, whose
     bias the jsphere layer cannot hold): scale 1, mean 0, ``running_var + eps == 1`` exactly in float32."""
     bias = np.asarray(bias, np.float32).reshape(-1)
@@ -40,7 +42,8 @@ def identity_batchnorm(bias) -> dict[str, np.ndarray]:
             "running_var": ones - np.float32(TORCH_EPS)}
 
 
-def input_scale(first_conv_weight: np.ndarray, pixel_scale, pixel_offset, where: str) -> np.ndarray:
+def input_scale(first_conv_weight: np.ndarray, pixel_scale: ArrayLike, pixel_offset: ArrayLike,
+                where: str) -> np.ndarray:
     """The first convolution's torch weight [O, I, kh, kw] for jsphere's input, given the source network's
     ``pixel_scale * pixels + pixel_offset`` (per input channel or scalar) before it.
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from converters import mapping
+from converters.core import mapping
 from jsphere import models
 from jsphere.models.layers import BatchNorm, ChannelPReLU, FrozenParam
 
@@ -71,7 +71,7 @@ def call_order(arch: str, embed_dim: int, kwargs: dict | None = None) -> list[La
         model = models.build(arch, embed_dim=embed_dim, rngs=nnx.Rngs(0), **(kwargs or {}))
         model.eval()
         modules = {tuple(path): node for path, node in nnx.iter_graph(model) if isinstance(node, nnx.Module)}
-        keys = {id(node): ".".join(mapping._torch_names(modules, path)) for path, node in modules.items()}
+        keys = {id(node): ".".join(mapping.torch_names(modules, path)) for path, node in modules.items()}
 
         last = [None]  # the output of the layer called last
 

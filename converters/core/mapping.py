@@ -30,7 +30,8 @@ LEAF_NAMES = {
 }
 
 
-def _to_torch(module_type, leaf: str, value: np.ndarray) -> np.ndarray:
+def to_torch(module_type: type, leaf: str, value: np.ndarray) -> np.ndarray:
+    """A jsphere leaf of a ``module_type`` layer in torch's layout (kernels transposed, every other leaf as is)."""
     if leaf == "kernel" and module_type is nnx.Conv:
         return np.ascontiguousarray(np.transpose(value, (3, 2, 0, 1)))
     if leaf == "kernel" and module_type is nnx.Linear:
@@ -38,7 +39,8 @@ def _to_torch(module_type, leaf: str, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def _to_jsphere(module_type, leaf: str, value: np.ndarray) -> np.ndarray:
+def to_jsphere(module_type: type, leaf: str, value: np.ndarray) -> np.ndarray:
+    """A torch tensor of a ``module_type`` layer in jsphere's layout: the inverse of ``to_torch``."""
     if leaf == "kernel" and module_type is nnx.Conv:
         return np.ascontiguousarray(np.transpose(value, (2, 3, 1, 0)))
     if leaf == "kernel" and module_type is nnx.Linear:
@@ -56,12 +58,12 @@ def leaf_table(model: nnx.Module) -> list[tuple[tuple, str, type]]:
         names = LEAF_NAMES.get(type(module))
         if names is None or path[-1] not in names:
             raise KeyError(f"no PyTorch name for {'.'.join(map(str, path))} ({type(module).__name__})")
-        key = ".".join((*_torch_names(modules, path[:-1]), names[path[-1]]))
+        key = ".".join((*torch_names(modules, path[:-1]), names[path[-1]]))
         rows.append((tuple(path), key, type(module)))
     return rows
 
 
-def _torch_names(modules: dict, path: tuple) -> list[str]:
+def torch_names(modules: dict, path: tuple) -> list[str]:
     """The torch names of a module path: a module's ``torch_names`` renames its children (an IR unit's
     ``se_block`` is AdaFace's ``res_layer.se_block``); every other name is kept."""
     names = []
@@ -86,7 +88,7 @@ def torch_to_pure(model: nnx.Module, state_dict: dict[str, np.ndarray]) -> tuple
         node = pure
         for p in path[:-1]:
             node = node.setdefault(p, {})
-        node[path[-1]] = _to_jsphere(module_type, path[-1], value)
+        node[path[-1]] = to_jsphere(module_type, path[-1], value)
     unexpected = [k for k in state_dict if k not in used and not k.endswith("num_batches_tracked")]
     return pure, missing, unexpected
 
@@ -98,5 +100,5 @@ def pure_to_torch(model: nnx.Module, pure: dict) -> OrderedDict:
         node = pure
         for p in path:
             node = node[p] if p in node else node[str(p)]
-        out[key] = _to_torch(module_type, path[-1], np.asarray(node))
+        out[key] = to_torch(module_type, path[-1], np.asarray(node))
     return out
