@@ -5,7 +5,7 @@ detect and align the faces of a folder of ordinary photos, for ``jsphere.data.pa
 photo path per line, relative to the list's folder, other fields ignored). Each photo's face — the largest one
 by default (``--largest``), or every face with ``--all`` (written as ``image_0.jpg``, ``image_1.jpg`` ..., highest
 score first) — is found by MTCNN (``jsphere.detect``; the checkpoint of ``converters.import_mtcnn``), aligned
-by OpenSphere's 5-point similarity (``jsphere.data.align``) and written under the same relative name in
+by OpenSphere's 5-point similarity (``jsphere.data.landmark_align``) and written under the same relative name in
 ``ALIGNED`` (JPEG quality 95, PNG and BMP as they came).
 
 Photos without a face, unreadable files and images refused (not an image, over 64 megapixels) are listed in

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from jsphere import cli, errors, outputs
-from jsphere.data.align import align_face
 from jsphere.data.decode import check_aligned, decode_image
+from jsphere.data.landmark_align import align_face
 from jsphere.data.listfile import read_lines, resolve
 from jsphere.data.sources import IMAGE_SUFFIXES
 

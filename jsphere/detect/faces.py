@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jsphere.data.align import STYLES, align_face
+from jsphere.data.landmark_align import STYLES, align_face
 from jsphere.detect import weights
 from jsphere.detect.detector import SOFTMAX_MODES, Detections, Detector, DetectorConfig
 

@@ -209,7 +209,7 @@ def test_ijb_meta_is_read_and_cross_checked(tmp_path):
 
 
 def test_alignment_recovers_a_known_similarity():
-    from jsphere.data.align import ARCFACE_TEMPLATE, align_face, similarity_transform
+    from jsphere.data.landmark_align import ARCFACE_TEMPLATE, align_face, similarity_transform
 
     angle, scale, shift = 0.3, 1.7, np.array([20.0, -5.0])
     rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])

@@ -50,7 +50,7 @@ def test_embed_cli_matches_the_in_process_model_for_folder_list_and_npy(tmp_path
 
 
 def test_unaligned_images_need_landmarks_and_are_aligned_with_them(tmp_path, ckpt):
-    from jsphere.data.align import ARCFACE_TEMPLATE
+    from jsphere.data.landmark_align import ARCFACE_TEMPLATE
 
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), np.full((200, 150, 3), 128, np.uint8))
@@ -96,7 +96,7 @@ def test_pair_list_naming_a_missing_image_is_reported_with_its_line(tmp_path, ck
 
 def test_ijb_evaluation_on_a_tiny_layout_written_by_the_test(tmp_path, ckpt, synthetic_data):
     """Loose crops (aligned faces shifted on a bigger canvas), landmarks, templates, pairs and 1:N lists."""
-    from jsphere.data.align import ARCFACE_TEMPLATE
+    from jsphere.data.landmark_align import ARCFACE_TEMPLATE
 
     root = tmp_path / "IJB-B"
     (root / "loose_crop").mkdir(parents=True)
