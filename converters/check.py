@@ -80,7 +80,7 @@ def _load_images(a) -> tuple[np.ndarray, object]:
                                    "data_dir": a.data_dir})
         return evaluator.pairs.images, evaluator
     if a.images:
-        from jsphere.embed import load_inputs
+        from jsphere.data.inputs import load_inputs
 
         return load_inputs(a.images, flag="--images"), None
     return synthetic_faces(), None
