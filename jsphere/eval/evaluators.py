@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skmetrics
 
-from jsphere.eval.pairs import PairSet, load_pair_set
+from jsphere.eval.pair_sets import PairSet, load_pair_set
 from jsphere.eval.verification import OPENSPHERE_FPRS, kfold_accuracy, l2_normalize, opensphere_metrics, xnorm
 
 SET_TYPES = ("pairs", "bin", "ijb")
@@ -78,7 +78,7 @@ class IJBEvaluator:
     keep, are read, aligned and embedded on every call)."""
 
     def __init__(self, set_cfg: Mapping[str, Any], eval_cfg: Mapping[str, Any] | None = None):
-        from jsphere.data.ijb import read_ijb_meta
+        from jsphere.data.ijb_meta import read_ijb_meta
 
         self.set_cfg, self.eval_cfg = dict(set_cfg), dict(eval_cfg or {})
         self.name = set_cfg["name"]
@@ -86,7 +86,7 @@ class IJBEvaluator:
 
     def __call__(self, embedder, label: str = "") -> Result:
         from jsphere.eval import ijb
-        from jsphere.eval.ijb_data import ijb_image_features
+        from jsphere.eval.ijb_features import ijb_image_features
 
         meta = self.meta
         feats = ijb_image_features(embedder, meta, self.eval_cfg)

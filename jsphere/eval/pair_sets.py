@@ -26,7 +26,7 @@ def load_pair_set(set_cfg: Mapping[str, Any]) -> PairSet:
     name = set_cfg.get("name", str(set_cfg["path"]))
     if kind == "pairs":
         from jsphere.data.images import load_images
-        from jsphere.data.pairs import LFW_IMAGE, read_pair_list
+        from jsphere.data.pair_files import LFW_IMAGE, read_pair_list
 
         pair_list = read_pair_list(set_cfg["path"], set_cfg.get("data_dir"), fmt=set_cfg.get("format") or "auto",
                                    lfw_image=set_cfg.get("lfw_image") or LFW_IMAGE)

@@ -8,7 +8,7 @@ import numpy as np
 
 from jsphere import observe
 from jsphere.data.decode import decode_image
-from jsphere.data.ijb import IJBMeta
+from jsphere.data.ijb_meta import IJBMeta
 from jsphere.data.landmark_align import align_face
 
 
