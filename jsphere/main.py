@@ -113,9 +113,9 @@ def _run(config, workdir: str, mode: str) -> int:
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
         if mode == "eval":
-            from jsphere import evaluate
+            from jsphere.eval.run import evaluate
 
-            evaluate.evaluate(config, workdir)
+            evaluate(config, workdir)
         else:
             train.train_and_evaluate(config, workdir)
     except train.NonFiniteLoss as e:

@@ -1,4 +1,4 @@
-"""``python -m jsphere.main --mode=eval --config=configs/test/<set>.py --workdir=DIR``: evaluate checkpoints.
+"""``python -m jsphere.main --mode=eval --config=configs/test/<set>.py --workdir=DIR``: evaluate a run's checkpoints.
 
 For each of the last ``config.eval.last_k`` checkpoints of ``DIR`` (OpenSphere v1 averages the last 5), loaded
 once, and each configured set (``config.eval.sets``: pair files, ``.bin`` files, IJB-B/C), read once, compute
