@@ -22,7 +22,7 @@ import numpy as np
 
 from converters import conventions, export_torch
 from jsphere import cli, outputs
-from jsphere.inference import InputConvention
+from jsphere.input_convention import InputConvention
 
 AGREE_COSINE = 0.99999
 OPSETS = range(7, 21)  # PyTorch's TorchScript exporter writes opsets 7-20; every backbone exports and imports back

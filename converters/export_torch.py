@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 def input_note(meta: dict, layout: str) -> str:
     """What input the exported model takes when it is not what the layout's own code feeds (RGB, mean = std = 127.5;
     AdaFace: BGR)."""
-    from jsphere.inference import CONVENTIONS, InputConvention
+    from jsphere.input_convention import CONVENTIONS, InputConvention
 
     convention = InputConvention.from_meta(meta.get("input"))
     expected = CONVENTIONS["bgr" if layout == "adaface" else "rgb"]

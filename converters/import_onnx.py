@@ -37,7 +37,7 @@ import numpy as np
 
 from converters import conventions, folding, import_torch, infer, layer_order, onnx_detect, onnx_graph
 from jsphere import cli, models, outputs
-from jsphere.inference import JSPHERE, InputConvention
+from jsphere.input_convention import JSPHERE, InputConvention
 
 LAYOUT = "onnx"
 PIXEL_SCALE_LIMIT = 0.1  # |scale| of a map meant for 0-255 pixels ((x - 127.5) / 128 has 1 / 128)

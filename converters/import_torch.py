@@ -26,7 +26,7 @@ from flax import nnx
 
 from converters import conventions, infer, layouts, mapping, pth
 from jsphere import checkpoint, cli, models, outputs
-from jsphere.inference import JSPHERE, InputConvention
+from jsphere.input_convention import JSPHERE, InputConvention
 from jsphere.models import mobilefacenet
 
 AUTO = "auto"

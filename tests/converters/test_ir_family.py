@@ -15,7 +15,8 @@ from converters import conventions, export_onnx, export_torch, import_torch, inf
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
-from jsphere.inference import CONVENTIONS, Embedder
+from jsphere.inference import Embedder
+from jsphere.input_convention import CONVENTIONS
 from jsphere.models import ir
 from tests.converters.agreement import agree
 
