@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detect", action="store_true", help="raw photos: detect and align the largest face")
     p.add_argument("--all", action="store_true", help="with --detect: every face of each photo, one row each")
     p.add_argument("--faces", default=None, help="with --detect: the faces table (default: <output>.faces.tsv)")
-    from jsphere.detect import faces as detect_faces
+    from jsphere.detect import options as detect_options
 
-    detect_faces.add_detector_arguments(p)
+    detect_options.add_detector_arguments(p)
     a = p.parse_args(argv)
     from jsphere.inference import Embedder
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
         faces_path = a.faces or f"{a.output}.faces.tsv"
         outputs.check_free(faces_path, flag="--faces", overwrite=a.overwrite, folder=False)
-        found = embed_faces.detect_inputs(a.input, detect_faces.detector_from_args(a), all_faces=a.all,
+        found = embed_faces.detect_inputs(a.input, detect_options.detector_from_args(a), all_faces=a.all,
                                           style=a.align_style)
         for line in found.missing:
             print(f"{PROG}: no face: {line}", file=sys.stderr)
