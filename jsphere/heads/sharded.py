@@ -19,7 +19,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -72,15 +71,6 @@ def padded_rows(head: Head, num_classes: int, num_devices: int) -> int:
                          f"{num_devices} devices (use config.head.sharded=False)")
     per_device = math.ceil(num_classes / num_devices)
     return head.centre_rows(per_device * num_devices)
-
-
-def unpad_saved(params: dict, head_meta: dict) -> dict:
-    """A head's params as saved by a class-sharded run (padded, ``head_meta['padded_rows']`` rows) cut to the
-    ``head_meta['rows']`` real ones; params of an unsharded head come back unchanged."""
-    rows, padded = head_meta.get("rows"), head_meta.get("padded_rows")
-    if not rows or not padded:
-        return params
-    return {k: (v[:rows] if np.ndim(v) and np.shape(v)[0] == padded else v) for k, v in params.items()}
 
 
 class ShardedHead:
