@@ -110,7 +110,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     saved_rows = train_items.saved_head_rows(workdir) if config.head.sharded else None
     setup = trainers.make_setup(config, mesh, num_classes, trainer.init_extra, saved_head_rows=saved_rows)
     state = trainers.init_state(setup)
-    train_step = trainers.make_step(setup, trainer.loss, trainer.finish, trainer.prepare)
+    train_step = trainers.make_step(setup, trainer)
     head_params = sum(int(np.size(x)) for x in jax.tree.leaves(state.params["head"]))
     logging.info("%s", parallel.describe(mesh))
     logging.info("%s (%s parameters) + %s head (%s classes, %s parameters); %s images; global batch %d = %d per "

@@ -26,8 +26,6 @@ from jsphere.heads.base import Head
 from jsphere.heads.common import ClassAxis
 from jsphere.parallel import DATA_AXIS as AXIS
 
-UNSHARDABLE = ("simple", "a_softmax_caffe")
-
 
 class ShardedClassAxis(ClassAxis):
     """Reductions over a class axis split across the devices of mesh axis ``data`` (inside shard_map)."""
@@ -83,9 +81,9 @@ class ShardedHead:
 
     def __init__(self, head: Head, mesh: jax.sharding.Mesh, num_classes: int, feat_dim: int, *,
                  sample_rate: float = 1.0, seed: int = 0, rows: int | None = None):
-        if head.name in UNSHARDABLE:
-            raise ValueError(f"head {head.name!r} cannot be class-sharded (SimPLE has no class centres; the Caffe "
-                             "A-Softmax backward is written for the whole class axis)")
+        if not head.class_shardable:
+            raise ValueError(f"head {head.name!r} cannot be class-sharded (its loss needs the whole class axis on "
+                             "one device, or it has no class centres): use config.head.sharded=False")
         if not 0.0 < sample_rate <= 1.0:
             raise ValueError(f"config.head.sample_rate must be in (0, 1], got {sample_rate}")
         self.head, self.mesh, self.num_classes, self.feat_dim = head, mesh, num_classes, feat_dim
