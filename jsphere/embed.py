@@ -22,6 +22,9 @@ import numpy as np
 
 from jsphere import cli, errors, outputs
 from jsphere.data.inputs import load_inputs
+from jsphere.detect import embed_faces
+from jsphere.detect import options as detect_options
+from jsphere.inference import Embedder
 
 PROG = "jsphere.embed"
 
@@ -39,12 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detect", action="store_true", help="raw photos: detect and align the largest face")
     p.add_argument("--all", action="store_true", help="with --detect: every face of each photo, one row each")
     p.add_argument("--faces", default=None, help="with --detect: the faces table (default: <output>.faces.tsv)")
-    from jsphere.detect import options as detect_options
-
     detect_options.add_detector_arguments(p)
     a = p.parse_args(argv)
-    from jsphere.inference import Embedder
-
     outputs.check_free(a.output, flag="--output", overwrite=a.overwrite, folder=False)
     if a.batch_size < 1:
         raise errors.UserError(f"--batch-size {a.batch_size}: must be >= 1")
@@ -53,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     if a.detect and a.landmarks:
         raise errors.UserError("--detect finds the landmarks itself: give --detect or --landmarks, not both")
     if a.detect:
-        from jsphere.detect import embed_faces
-
         faces_path = a.faces or f"{a.output}.faces.tsv"
         outputs.check_free(faces_path, flag="--faces", overwrite=a.overwrite, folder=False)
         found = embed_faces.detect_inputs(a.input, detect_options.detector_from_args(a), all_faces=a.all,

@@ -21,6 +21,9 @@ from absl import logging
 
 from jsphere import checkpoint, config_check, observe, parallel, trainers
 from jsphere.checkpoint import train_items, workdir_lock
+from jsphere.data import pipeline
+from jsphere.eval.evaluators import make_evaluator
+from jsphere.inference import Embedder
 
 
 class Preempted(Exception):
@@ -91,8 +94,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    from jsphere.data import pipeline
-
     is_main = jax.process_index() == 0
 
     # ---- mesh
@@ -235,9 +236,6 @@ def _last_good(ckpt: checkpoint.TrainCheckpointer, last_saved: int | None) -> st
 
 def _make_validator(setup: trainers.Setup, config: ml_collections.ConfigDict):
     """Verification on the configured pair sets (read once) with the live weights."""
-    from jsphere.eval.evaluators import make_evaluator
-    from jsphere.inference import Embedder
-
     evaluators = [make_evaluator(val_set) for val_set in config.val]
 
     def run(state: trainers.TrainState) -> dict[str, float]:

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from jsphere.data.arrayrecord import PackedSource
 from jsphere.data.listfile import Line, ListFormatError, iter_lines, resolve
+from jsphere.data.recordio import RecordIOSource
+from jsphere.data.tfds_source import TfdsSource
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 FORMATS = ("auto", "list_v1", "list_v2", "folder", "recordio", "arrayrecord", "tfds")
@@ -178,13 +181,7 @@ def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = No
     if fmt == "folder":
         return read_folder(spec)
     if fmt == "recordio":
-        from jsphere.data.recordio import RecordIOSource
-
         return RecordIOSource(spec)
     if fmt == "arrayrecord":
-        from jsphere.data.arrayrecord import PackedSource
-
         return PackedSource(spec)
-    from jsphere.data.tfds_source import TfdsSource
-
     return TfdsSource(spec, str(data_dir) if data_dir else None)

@@ -1,15 +1,18 @@
-"""Backbones by name: ``build('iresnet100', embed_dim=512, rngs=nnx.Rngs(0), dtype=jnp.float32)``."""
+"""Backbones by name: ``build('iresnet100', embed_dim=512, rngs=nnx.Rngs(0), dtype=jnp.float32)``, ``names()``,
+and ``summary()`` (every backbone's parameter count and output shape, computed without allocating it)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from jsphere.models import ir, iresnet, mobilefacenet, mobilefacenet_relu6, sfnet
-from jsphere.models.base import Backbone
+from jsphere.models.base import INPUT_SHAPE, Backbone
+from jsphere.models.pure_state import param_count
 
 _REGISTRY: dict[str, Callable[..., Backbone]] = {}
 for _d in sorted(sfnet.DEPTHS):
@@ -49,3 +52,14 @@ def build(name: str, *, embed_dim: int = 512, rngs: nnx.Rngs | None = None, dtyp
         return _REGISTRY[name](embed_dim=embed_dim, dtype=dtype, rngs=rngs, **kwargs)
     except TypeError as e:
         raise TypeError(f"model {name!r}: {e}") from None
+
+
+def summary(embed_dim: int = 512) -> list[tuple[str, int, tuple[int, ...]]]:
+    """``(name, parameter count, output shape for one image)`` of every backbone, built abstractly."""
+    rows = []
+    x = jax.ShapeDtypeStruct((1,) + INPUT_SHAPE, jnp.float32)
+    for name in names():
+        model = nnx.eval_shape(lambda n=name: build(n, embed_dim=embed_dim, rngs=nnx.Rngs(0)))
+        out = nnx.eval_shape(lambda m, x: m(x), model, x)
+        rows.append((name, param_count(model), tuple(out.shape)))
+    return rows
