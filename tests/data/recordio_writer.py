@@ -1,4 +1,5 @@
-"""A RecordIO writer written from the byte layout (spec/insightface.md §4.1), for the tests only."""
+"""A RecordIO writer written from dmlc-core's byte layout (as ``jsphere.data.recordio`` describes it), for the
+tests only."""
 
 import struct
 
