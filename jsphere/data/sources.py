@@ -168,7 +168,8 @@ def detect_format(spec: str) -> str:
     return "list"
 
 
-def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = None, fmt: str = "auto"):
+def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                fmt: str = "auto") -> FileSource | RecordIOSource | PackedSource | TfdsSource:
     """Open a training source: list file (v1/v2), image folder, ``train.rec`` (or its folder), packed
     ArrayRecord folder, or ``tfds:<name>[:split]``."""
     spec = str(spec)

@@ -13,13 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import ml_collections
+
 from jsphere import checkpoint
 from jsphere.eval import report
 from jsphere.eval.evaluators import check_set, make_evaluator
 from jsphere.inference import Embedder
 
 
-def evaluate(config, workdir: str) -> dict[str, Any]:
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Evaluate the last ``config.eval.last_k`` checkpoints of ``workdir`` on every set; return the tables."""
     eval_cfg = config.eval
     sets = [dict(s) for s in eval_cfg.sets]
