@@ -44,7 +44,7 @@ def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False, *, model_kwa
     trainer = trainers.get(c.trainer)
     setup = trainers.make_setup(c, mesh, classes)
     holder = {"state": trainers.init_state(setup)}
-    step = trainers.make_step(setup, trainer.loss)
+    step = trainers.make_step(setup, trainer)
     rng = np.random.default_rng(0)
     data = parallel.global_batch({"image": rng.uniform(-1, 1, (batch, 112, 112, 3)).astype(np.float32),
                                   "label": rng.integers(0, classes, batch).astype(np.int32)}, mesh)

@@ -5,7 +5,7 @@ detect and align the faces of a folder of ordinary photos, for ``jsphere.data.pa
 photo path per line, relative to the list's folder, other fields ignored). Each photo's face — the largest one
 by default (``--largest``), or every face with ``--all`` (written as ``image_0.jpg``, ``image_1.jpg`` ..., highest
 score first) — is found by MTCNN (``jsphere.detect``; the checkpoint of ``converters.import_mtcnn``), aligned
-by OpenSphere's 5-point similarity (``jsphere.data.align``) and written under the same relative name in
+by OpenSphere's 5-point similarity (``jsphere.data.landmark_align``) and written under the same relative name in
 ``ALIGNED`` (JPEG quality 95, PNG and BMP as they came).
 
 Photos without a face, unreadable files and images refused (not an image, over 64 megapixels) are listed in
@@ -30,7 +30,8 @@ from jsphere import cli, errors, observe
 from jsphere.data.decode import encode_jpeg
 from jsphere.data.listfile import read_lines, resolve
 from jsphere.data.sources import IMAGE_SUFFIXES
-from jsphere.detect import faces as F
+from jsphere.detect import options
+from jsphere.detect.faces import aligned_faces
 from jsphere.detect.photos import PhotoError, read_photo
 
 PROG = "jsphere.align"
@@ -88,7 +89,7 @@ def align_photo(detector, src: Path, rel: str, out: Path, a) -> tuple[int, str |
     """(faces written, reason it has none) for one photo."""
     try:
         image = read_photo(src)
-        found = F.aligned_faces(image, detector(image), all_faces=a.all, crop=a.crop, style=a.align_style)
+        found = aligned_faces(image, detector(image), all_faces=a.all, crop=a.crop, style=a.align_style)
     except PhotoError as e:
         return 0, f"{e.reason}: {e}"
     except ValueError as e:  # degenerate landmarks
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--largest", action="store_true", help="the largest face of each photo (default)")
     which.add_argument("--all", action="store_true", help="every face of each photo")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="photos processed at once")
-    p.add_argument("--crop", type=F.parse_crop, default=(112, 112), help="112x112 (default) or 96x112")
-    F.add_detector_arguments(p)
+    p.add_argument("--crop", type=options.parse_crop, default=(112, 112), help="112x112 (default) or 96x112")
+    options.add_detector_arguments(p)
     a = p.parse_args(argv)
     if a.workers < 1:
         raise errors.UserError(f"--workers {a.workers}: must be >= 1")
@@ -149,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     photos = list_photos(inp)
     if not photos:
         raise errors.UserError(f"--input {inp}: no photos ({'/'.join(IMAGE_SUFFIXES)}) found")
-    detector = F.detector_from_args(a)
-    check_settings(out, {**F.settings(a), "crop": list(a.crop), "faces": "all" if a.all else "largest"})
+    detector = options.detector_from_args(a)
+    check_settings(out, {**options.settings(a), "crop": list(a.crop), "faces": "all" if a.all else "largest"})
     listed = read_report(out / REPORT)
     todo = [(src, rel) for src, rel in photos if not done(out, rel, a.all, listed)]
     written = aligned = 0

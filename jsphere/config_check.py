@@ -90,12 +90,13 @@ def check_values(config: ml_collections.ConfigDict) -> None:
     _number(config, "model.embed_dim", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
     _require(config.trainer in TRAINERS, "trainer", config.trainer, f"is not one of {tuple(TRAINERS)}")
     try:  # unknown head / hyper-parameter, a value outside the head's declared range
-        heads.from_config(config.head)
+        head = heads.from_config(config.head)
     except ValueError as error:
         raise ValueError(f"config.head: {error}") from None
-    if (config.trainer == "simple") != (config.head.name == "simple"):
-        raise ValueError(f"config.trainer={config.trainer!r} with config.head.name={config.head.name!r}: the SimPLE "
-                         "head needs trainer 'simple' (EMA encoder + feature bank), and that trainer needs that head")
+    for name, trainer in TRAINERS.items():  # a trainer of one head only (SimPLE's) and that head go together
+        if trainer.head is not None and (config.trainer == name) != (head.name == trainer.head):
+            raise ValueError(f"config.trainer={config.trainer!r} with config.head.name={config.head.name!r}: head "
+                             f"{trainer.head!r} needs trainer {name!r}, and that trainer needs that head")
     _number(config, "head.sample_rate", lambda v: 0 < v <= 1, "must be in (0, 1]")
     _number(config, "total_steps", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
     _number(config, "batch_size", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")

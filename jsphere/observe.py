@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from absl import logging as absl_logging
+
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
@@ -26,8 +28,6 @@ class _JsphereInfo(logging.Filter):
 def log_jsphere_info() -> None:
     """One log channel, absl's: show jsphere's INFO lines (run summary, resume, validation) and every library's
     warnings, not the other libraries' INFO chatter (orbax, grain)."""
-    from absl import logging as absl_logging
-
     absl_logging.use_absl_handler()
     absl_logging.set_verbosity(absl_logging.INFO)
     handler = absl_logging.get_absl_handler()
@@ -55,6 +55,8 @@ class MetricWriter:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         self._file = open(workdir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        # tensorboardX takes 1-1.4 s to import: only a training run writes event files, and the commands that show
+        # a progress bar from this module (embed, align, pack, synthetic) start without it.
         from tensorboardX import SummaryWriter
 
         self._tb = SummaryWriter(str(workdir / "tensorboard"))

@@ -19,8 +19,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jsphere import checkpoint, config_check, observe, parallel, trainers, workdir_lock
-from jsphere.trainers import items
+from jsphere import checkpoint, config_check, observe, parallel, trainers
+from jsphere.checkpoint import train_items, workdir_lock
+from jsphere.data import pipeline
+from jsphere.eval.evaluators import make_evaluator
+from jsphere.inference import Embedder
 
 
 class Preempted(Exception):
@@ -84,15 +87,13 @@ class _Window:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train ``config`` in ``workdir`` (resuming from its last checkpoint) and return the final metrics. The run
-    holds the workdir's lock (``jsphere.workdir_lock``): a second run on the same workdir is refused."""
+    holds the workdir's lock (``jsphere.checkpoint.workdir_lock``): a second run on the same workdir is refused."""
     workdir = str(config_check.validate_config(config, workdir))
     with workdir_lock.hold(workdir):
         return _train(config, workdir)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    from jsphere.data import pipeline
-
     is_main = jax.process_index() == 0
 
     # ---- mesh
@@ -107,10 +108,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     # ---- setup, state and step
     trainer = trainers.get(config.trainer)
-    saved_rows = items.saved_head_rows(workdir) if config.head.sharded else None
+    saved_rows = train_items.saved_head_rows(workdir) if config.head.sharded else None
     setup = trainers.make_setup(config, mesh, num_classes, trainer.init_extra, saved_head_rows=saved_rows)
     state = trainers.init_state(setup)
-    train_step = trainers.make_step(setup, trainer.loss, trainer.finish, trainer.prepare)
+    train_step = trainers.make_step(setup, trainer)
     head_params = sum(int(np.size(x)) for x in jax.tree.leaves(state.params["head"]))
     logging.info("%s", parallel.describe(mesh))
     logging.info("%s (%s parameters) + %s head (%s classes, %s parameters); %s images; global batch %d = %d per "
@@ -124,15 +125,15 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     ckpt = checkpoint.TrainCheckpointer(workdir, keep=config.checkpoint.keep, every_steps=config.checkpoint.every_steps,
                                         save_steps=tuple(config.checkpoint.save_steps), final_step=config.total_steps,
                                         async_save=config.checkpoint.async_save)
-    meta = items.model_meta(config, setup)
-    weights_target, train_target = items.restore_targets(setup, state, saved_rows)
+    meta = train_items.model_meta(config, setup)
+    weights_target, train_target = train_items.restore_targets(setup, state, saved_rows)
     restored = ckpt.restore_latest(weights=weights_target, train=train_target, data_iterator=iterator)
     if restored is not None:
         start, weights, train = restored
-        state = items.with_items(setup, state, weights, train)
+        state = train_items.with_items(setup, state, weights, train)
         logging.info("resuming from step %d (%s/checkpoints/%d)", start, workdir, start)
     elif config.init_from:
-        state = items.init_from_checkpoint(setup, state, config.init_from)
+        state = train_items.init_from_checkpoint(setup, state, config.init_from)
     start = int(state.step)
 
     # ---- evaluation hooks
@@ -187,7 +188,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     if pending is not None:  # never save a state whose loss was not checked
                         last_metrics = _consume(pending, window, config)
                         pending = None
-                    ckpt.save(step, weights=items.weights_item(setup, state), train=items.train_item(state),
+                    ckpt.save(step, weights=train_items.weights_item(setup, state), train=train_items.train_item(state),
                               meta=meta, data_iterator=iterator)
                     last_saved = step
                 if preempt:
@@ -235,9 +236,6 @@ def _last_good(ckpt: checkpoint.TrainCheckpointer, last_saved: int | None) -> st
 
 def _make_validator(setup: trainers.Setup, config: ml_collections.ConfigDict):
     """Verification on the configured pair sets (read once) with the live weights."""
-    from jsphere.eval.evaluators import make_evaluator
-    from jsphere.inference import Embedder
-
     evaluators = [make_evaluator(val_set) for val_set in config.val]
 
     def run(state: trainers.TrainState) -> dict[str, float]:

@@ -209,7 +209,7 @@ def test_checksums_depend_on_the_values_only_not_on_how_the_array_is_sharded():
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from jsphere import checksums
+    from jsphere.checkpoint import checksums
 
     mesh = jax.make_mesh((8,), ("d",))
     x = np.random.default_rng(0).normal(size=(16, 8, 3)).astype(np.float32)

@@ -13,7 +13,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jsphere import checkpoint, cli, embed, evaluate, train
+from jsphere import checkpoint, cli, embed, train
+from jsphere.eval.run import evaluate
 from tests import train_config
 from tests.test_checkpoint import _flip_bytes_of_largest_array_file, _make_read_only, _make_writable
 
@@ -73,7 +74,7 @@ def test_embed_export_and_eval_name_a_damaged_step_and_the_newest_readable_one(t
     sets = [dict(name="syn", type="pairs", path=str(synthetic_data / "val_pairs.txt"), data_dir=str(synthetic_data))]
     config = ml_collections.ConfigDict(dict(eval=dict(sets=sets, last_k=2, batch_size=8)))
     with pytest.raises(checkpoint.UnreadableCheckpoint) as error:
-        evaluate.evaluate(config, str(workdir))
+        evaluate(config, str(workdir))
     assert all(part in str(error.value) for part in expected)
 
 

@@ -8,8 +8,8 @@ from flax import nnx
 
 from jsphere import models
 
-# PyTorch parameter counts of the reference implementations (OpenSphere's sfnet.py, insightface's iresnet.py and
-# mobilefacenet.py), frozen features.weight included.
+# PyTorch parameter counts of the reference implementations (OpenSphere sfnet.py / insightface iresnet.py and
+# mobilefacenet.py), frozen features.weight included, as sum(p.numel() for p in model.parameters()) counts them.
 REFERENCE_PARAMS = {
     "sfnet4": 14_396_544,
     "sfnet10": 17_052_032,

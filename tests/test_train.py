@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jsphere import checkpoint, parallel, train, trainers
-from jsphere.trainers import items
+from jsphere.checkpoint import train_items
 from tests import train_config
 from tests.curves import assert_different_training, assert_same_training, read_curves
 
@@ -165,7 +165,7 @@ def test_simple_trainer_fills_the_bank_and_updates_the_ema_encoder(tmp_path, syn
     setup = trainers.make_setup(config, parallel.make_mesh(), 12, trainers.get("simple").init_extra)
     state = trainers.init_state(setup)
     ckpt = checkpoint.TrainCheckpointer(tmp_path, with_data=False)
-    weights_target, train_target = items.restore_targets(setup, state, None)
+    weights_target, train_target = train_items.restore_targets(setup, state, None)
     _, restored = ckpt.restore(6, weights=weights_target, train=train_target)
     ckpt.close()
     assert int(restored["bank"]["ptr"]) == (6 * 8) % 32

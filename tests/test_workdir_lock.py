@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from jsphere import workdir_lock
+from jsphere.checkpoint import workdir_lock
 from tests.test_cli_errors import assert_one_error_line, run
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLDER = ("import sys, time\nfrom jsphere import workdir_lock\nwith workdir_lock.WorkdirLock(sys.argv[1]):\n"
+HOLDER = ("import sys, time\nfrom jsphere.checkpoint import workdir_lock\nwith workdir_lock.WorkdirLock(sys.argv[1]):\n"
           "    print('locked', flush=True)\n    time.sleep(600)\n")
 
 

@@ -9,7 +9,7 @@ Every importer brings its file to a state_dict under PyTorch's reference names; 
   forward-call order (for formats without names);
 * ``folding`` rewrites what another framework computes differently (BatchNorm eps, a preceding bias, the input
   scale) exactly into PyTorch-convention tensors;
-* ``conventions`` decides and records the input a model was trained on (``jsphere.inference.InputConvention``);
+* ``conventions`` decides and records the input a model was trained on (``jsphere.input_convention.InputConvention``);
 * ``layouts`` recognises the checkpoint layouts of OpenSphere v1/v2, insightface, AdaFace and wrapped files, with
   ``renames`` for TreB1eN's MobileFaceNet names;
 * ``backbone_import`` resolves the backbone, converts its tensors and writes the checkpoint; ``arguments`` holds

@@ -1,5 +1,5 @@
 """The input a released model was trained on, decided at import and recorded in the checkpoint
-(``meta['input']``, ``jsphere.inference.InputConvention``), so that ``jsphere.embed`` and ``--mode=eval`` feed it
+(``meta['input']``, ``jsphere.input_convention.InputConvention``), so that ``jsphere.embed`` and ``--mode=eval`` feed it
 what it expects.
 
 * AdaFace: BGR, ``(x / 255 - 0.5) / 0.5`` (its README and ``inference.py``: "our pretrained model takes the input in
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from jsphere.inference import CONVENTIONS, JSPHERE, InputConvention
+from jsphere.input_convention import CONVENTIONS, JSPHERE, InputConvention
 
 if TYPE_CHECKING:
     from torch import nn

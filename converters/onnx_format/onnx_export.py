@@ -16,7 +16,8 @@ import numpy as np
 
 from converters.core import agreement, conventions, torch_state
 from jsphere import checkpoint, outputs
-from jsphere.inference import Embedder, InputConvention
+from jsphere.inference import Embedder
+from jsphere.input_convention import InputConvention
 
 if TYPE_CHECKING:
     import torch

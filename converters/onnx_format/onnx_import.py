@@ -19,7 +19,7 @@ from converters.core import backbone_import, folding, layer_order
 from converters.core.found import Found
 from converters.onnx_format import architecture, graph_reader
 from jsphere import models, outputs
-from jsphere.inference import JSPHERE, InputConvention
+from jsphere.input_convention import JSPHERE, InputConvention
 
 LAYOUT = "onnx"
 PIXEL_SCALE_LIMIT = 0.1  # |scale| of a map meant for 0-255 pixels ((x - 127.5) / 128 has 1 / 128)

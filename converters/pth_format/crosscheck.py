@@ -15,7 +15,7 @@ from converters.core import agreement, backbone_import, infer
 from converters.core.found import Found
 from converters.torch_reference import backbones as torch_backbones
 from jsphere import models, observe
-from jsphere.embed import load_inputs
+from jsphere.data.inputs import load_inputs
 from jsphere.eval.evaluators import PairEvaluator
 from jsphere.inference import Embedder
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from converters.core import layouts, torch_state
 from jsphere import outputs
-from jsphere.inference import CONVENTIONS, InputConvention
+from jsphere.input_convention import CONVENTIONS, InputConvention
 
 
 def export(ckpt: str, layout: str, out: str, step: int | None = None, *, overwrite: bool = False) -> list[Path]:

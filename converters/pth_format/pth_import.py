@@ -18,7 +18,7 @@ from converters.core import backbone_import, conventions, layouts
 from converters.core.found import Found
 from converters.pth_format import pth_file
 from jsphere import heads, outputs
-from jsphere.inference import JSPHERE, InputConvention
+from jsphere.input_convention import JSPHERE, InputConvention
 
 
 def _head_entry(head_sd: dict, head_layout: str, head_name: str, head_hparams: dict | None, dim: int,

@@ -4,7 +4,7 @@
 face.evoLVe / CurricularFace ``backbone/model_irse.py`` and TreB1eN ``model.py``: registration order
 ``input_layer``, ``output_layer``, ``body``; in a unit ``shortcut_layer`` then ``res_layer``. ``forward`` returns the
 ``output_layer`` embedding, not normalised (AdaFace's returns it normalised together with its norm). Input NCHW in
-the model's own convention (``jsphere.inference.InputConvention``).
+the model's own convention (``jsphere.input_convention.InputConvention``).
 """
 
 from __future__ import annotations

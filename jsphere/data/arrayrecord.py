@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from array_record.python.array_record_module import ArrayRecordReader
 
 from jsphere import errors
 from jsphere.data.decode import CorruptImageError
@@ -40,8 +41,6 @@ def _reason(error: Exception) -> str:
 
 def count_records(shard: str, folder: Path) -> int:
     """The records of one shard, or one line naming it when the reader cannot open it (truncated, corrupt)."""
-    from array_record.python.array_record_module import ArrayRecordReader
-
     try:
         reader = ArrayRecordReader(shard)
         try:
@@ -55,6 +54,8 @@ def count_records(shard: str, folder: Path) -> int:
 
 class PackedSource:
     def __init__(self, folder: str | os.PathLike):
+        # Grain (and with it JAX) takes 1.5-2 s to import; only reading a packed folder needs it, not writing one
+        # (jsphere.data.pack) nor the commands that import this package's list and folder readers.
         from grain.sources import ArrayRecordDataSource
 
         self.folder = Path(folder)

@@ -7,6 +7,7 @@ protocol-2 pickles rebuild bytes): any other class or function reference is refu
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
@@ -25,9 +26,7 @@ class _PlainValues(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) == ("_codecs", "encode"):  # how protocol-2 pickles written by Python 3 rebuild bytes
-            import _codecs
-
-            return _codecs.encode
+            return codecs.encode  # the same function as _codecs.encode
         raise UnsafePickleError(f"{self.where}: refusing to load {module}.{name} — a .bin set holds only bytes "
                                 "and bools; this file is not a valid (or not a safe) validation set")
 

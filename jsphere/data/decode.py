@@ -33,7 +33,7 @@ def check_aligned(image: np.ndarray, *, what: str, size: int = 112) -> np.ndarra
     if image.shape[:2] != (size, size):
         raise CorruptImageError(
             f"{what}: image is {image.shape[1]}x{image.shape[0]}, expected an aligned {size}x{size} face "
-            "(align it first, e.g. with jsphere.data.align.align_face and 5 landmarks)")
+            "(align it first, e.g. with jsphere.data.landmark_align.align_face and 5 landmarks)")
     return image
 
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from array_record.python.array_record_module import ArrayRecordWriter
 
 from jsphere import cli, errors, observe, outputs
 from jsphere.data.arrayrecord import encode_record
@@ -31,8 +32,6 @@ def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt:
 
 
 def _write(source, source_spec: str, out: Path, images_per_shard: int, verbose: bool) -> dict:
-    from array_record.python.array_record_module import ArrayRecordWriter
-
     n = len(source)
     shards = max(1, -(-n // images_per_shard))
     labels, bad, total_bytes = [], [], 0

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from jsphere.data.arrayrecord import PackedSource
 from jsphere.data.listfile import Line, ListFormatError, iter_lines, resolve
+from jsphere.data.recordio import RecordIOSource
+from jsphere.data.tfds_source import TfdsSource
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 FORMATS = ("auto", "list_v1", "list_v2", "folder", "recordio", "arrayrecord", "tfds")
@@ -165,7 +168,8 @@ def detect_format(spec: str) -> str:
     return "list"
 
 
-def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = None, fmt: str = "auto"):
+def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                fmt: str = "auto") -> FileSource | RecordIOSource | PackedSource | TfdsSource:
     """Open a training source: list file (v1/v2), image folder, ``train.rec`` (or its folder), packed
     ArrayRecord folder, or ``tfds:<name>[:split]``."""
     spec = str(spec)
@@ -178,13 +182,7 @@ def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = No
     if fmt == "folder":
         return read_folder(spec)
     if fmt == "recordio":
-        from jsphere.data.recordio import RecordIOSource
-
         return RecordIOSource(spec)
     if fmt == "arrayrecord":
-        from jsphere.data.arrayrecord import PackedSource
-
         return PackedSource(spec)
-    from jsphere.data.tfds_source import TfdsSource
-
     return TfdsSource(spec, str(data_dir) if data_dir else None)

@@ -13,7 +13,7 @@ import numpy as np
 
 class TfdsSource:
     def __init__(self, spec: str, data_dir: str | None = None):
-        try:
+        try:  # an optional dependency (the extra jsphere[tfds]), imported by the one source that needs it
             import tensorflow_datasets as tfds
         except ImportError:
             raise ImportError(f"data source {spec!r} needs tensorflow-datasets: pip install 'jsphere[tfds]'") from None

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jsphere.data.inputs import list_inputs, load_npy
 from jsphere.detect.detector import Detector
 from jsphere.detect.faces import aligned_faces
 from jsphere.detect.photos import PhotoError, read_photo, to_rgb8
@@ -33,10 +34,8 @@ class DetectedInputs(NamedTuple):
 
 def _photos(input_path: Path, flag: str) -> list[tuple[str, np.ndarray | None]]:
     """(name, image or None to read later) of every input photo, in order."""
-    from jsphere.embed import _load_npy, list_inputs
-
     if input_path.suffix == ".npy":
-        images = _load_npy(input_path, "images")
+        images = load_npy(input_path, "images")
         if images.ndim not in (3, 4) or not len(images):
             raise ValueError(f"{flag} {input_path}: expected [N, H, W(, C)] images, got shape {images.shape}")
         return [(f"{input_path}[{i}]", to_rgb8(img, f"{input_path}[{i}]")) for i, img in enumerate(images)]

@@ -7,6 +7,7 @@ decoded: files over ``MAX_FILE_BYTES`` or images over ``MAX_PIXELS`` are refused
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -31,8 +32,6 @@ class PhotoError(CorruptImageError):
 
 def header_size(data: bytes, what: str) -> tuple[int, int] | None:
     """(width, height) from the image header, without decoding; None when Pillow does not know the format."""
-    import io
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:

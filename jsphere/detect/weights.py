@@ -14,6 +14,8 @@ from pathlib import Path
 import jax
 import numpy as np
 from flax import nnx
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
 
 from jsphere.detect.nets import MTCNN
 
@@ -49,8 +51,6 @@ def expected_shapes() -> dict[str, tuple[int, ...]]:
 def save(params: dict[str, np.ndarray], path: str | os.PathLike | None = None, *, source: str = "") -> Path:
     """Write ``params`` (checkpoint key -> array, every key of ``expected_shapes()``) as a detector checkpoint;
     written to a temporary file first, so a failure leaves no partial checkpoint."""
-    from safetensors.numpy import save_file
-
     check(params, "the converted weights")
     target = checkpoint_file(path) if path is not None else default_dir() / FILENAME
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -78,16 +78,11 @@ def check(params: dict[str, np.ndarray], where: str) -> None:
 
 def load(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """The parameters of a detector checkpoint (``path`` as for ``checkpoint_file``)."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     file = checkpoint_file(path)
     if not file.exists():
         where = f"{file}" if path is not None else f"{file} (the default location; set ${ENV} or pass a path)"
         raise FileNotFoundError(f"no MTCNN detector checkpoint at {where}: {IMPORT_HINT}")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(file), "numpy") as f:
             meta = f.metadata() or {}
         params = load_file(str(file))

@@ -18,7 +18,10 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skmetrics
 
-from jsphere.eval.pairs import PairSet, load_pair_set
+from jsphere.data.ijb_meta import read_ijb_meta
+from jsphere.eval import ijb
+from jsphere.eval.ijb_features import ijb_image_features
+from jsphere.eval.pair_sets import PairSet, load_pair_set
 from jsphere.eval.verification import OPENSPHERE_V1_FPRS, kfold_accuracy, l2_normalize, opensphere_metrics, xnorm
 
 SET_TYPES = ("pairs", "bin", "ijb")
@@ -78,16 +81,11 @@ class IJBEvaluator:
     keep, are read, aligned and embedded on every call)."""
 
     def __init__(self, set_cfg: Mapping[str, Any], eval_cfg: Mapping[str, Any] | None = None):
-        from jsphere.data.ijb import read_ijb_meta
-
         self.set_cfg, self.eval_cfg = dict(set_cfg), dict(eval_cfg or {})
         self.name = set_cfg["name"]
         self.meta = read_ijb_meta(Path(set_cfg["path"]), set_cfg.get("ijb") or self.name.lower().replace("-", ""))
 
     def __call__(self, embedder, label: str = "") -> Result:
-        from jsphere.eval import ijb
-        from jsphere.eval.ijb_data import ijb_image_features
-
         meta = self.meta
         feats = ijb_image_features(embedder, meta, self.eval_cfg)
         ids, templates = ijb.template_features(feats, meta.templates, meta.medias, meta.faceness,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def table(rows: dict[str, dict[str, float]], columns: Sequence[str] | None = None, *, title: str = "") -> str:
@@ -35,13 +36,10 @@ def with_average(rows: dict[str, dict[str, float]]) -> dict[str, dict[str, float
 
 
 def roc_png(path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], *, title: str) -> None:
-    """ROC curves (log FPR) to a PNG; ``curves`` maps a label to (fpr, tpr)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    """ROC curves (log FPR) to a PNG; ``curves`` maps a label to (fpr, tpr). Drawn on a ``Figure`` of its own
+    (matplotlib's object API: no pyplot state, no backend switched for the caller)."""
+    fig = Figure(figsize=(5, 4), dpi=120)
+    ax = fig.subplots()
     for label, (fpr, tpr) in curves.items():
         keep = fpr > 0
         ax.plot(fpr[keep], 100 * tpr[keep], label=label)
@@ -53,7 +51,6 @@ def roc_png(path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], 
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def check_name(name: str) -> str:

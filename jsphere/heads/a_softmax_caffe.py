@@ -69,6 +69,7 @@ class ASoftmaxCaffe(MarginSoftmax):
     name = "a_softmax_caffe"
     defaults = {"base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0, "caffe_backward": True}
     bounds = {"base": NON_NEGATIVE, "gamma": NON_NEGATIVE, "power": NON_NEGATIVE, "lambda_min": NON_NEGATIVE}
+    class_shardable = False  # the Caffe layer's backward is written for the whole class axis
 
     def annealed_lambda(self, step):
         it = jnp.asarray(step, jnp.float32) + 1.0

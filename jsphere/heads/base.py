@@ -39,6 +39,9 @@ class Head:
     this back before every update, as OpenSphere does in place), unchanged otherwise (arcface_torch).
     ``loss(params, state, embeddings, labels, step) -> (loss, new_state, aux)``.
     ``project_centres`` and ``init_std`` default to the class's ``PROJECT_CENTRES`` / ``CENTRE_INIT_STD``.
+    ``class_shardable``: whether ``heads.sharded.ShardedHead`` may split the head's classes over devices (its
+    ``forward`` does every reduction over classes with ``axis``); a head whose loss needs the whole class axis at
+    once, or that has no class centres, says False.
     Subclasses set ``name``, ``defaults`` (every hyper-parameter with OpenSphere's default), ``bounds`` (the
     valid range of each numeric hyper-parameter, checked at construction) and implement
     ``forward(params, state, x, labels, step, axis)``, where ``axis`` does every reduction over classes; a head
@@ -52,6 +55,7 @@ class Head:
     bounds: ClassVar[dict[str, Interval]] = {}
     PROJECT_CENTRES: ClassVar[bool] = True
     CENTRE_INIT_STD: ClassVar[float | None] = None  # None: xavier-normal
+    class_shardable: ClassVar[bool] = True
 
     def __init__(self, *, project_centres: bool | None = None, init_std: float | None = None, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))

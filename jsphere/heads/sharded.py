@@ -19,15 +19,12 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jsphere.heads.base import Head
 from jsphere.heads.common import ClassAxis
 from jsphere.parallel import DATA_AXIS as AXIS
-
-UNSHARDABLE = ("simple", "a_softmax_caffe")
 
 
 class ShardedClassAxis(ClassAxis):
@@ -74,15 +71,6 @@ def padded_rows(head: Head, num_classes: int, num_devices: int) -> int:
     return head.centre_rows(per_device * num_devices)
 
 
-def unpad_saved(params: dict, head_meta: dict) -> dict:
-    """A head's params as saved by a class-sharded run (padded, ``head_meta['padded_rows']`` rows) cut to the
-    ``head_meta['rows']`` real ones; params of an unsharded head come back unchanged."""
-    rows, padded = head_meta.get("rows"), head_meta.get("padded_rows")
-    if not rows or not padded:
-        return params
-    return {k: (v[:rows] if np.ndim(v) and np.shape(v)[0] == padded else v) for k, v in params.items()}
-
-
 class ShardedHead:
     """A head whose class centres are split over the devices of ``mesh``.
 
@@ -93,9 +81,9 @@ class ShardedHead:
 
     def __init__(self, head: Head, mesh: jax.sharding.Mesh, num_classes: int, feat_dim: int, *,
                  sample_rate: float = 1.0, seed: int = 0, rows: int | None = None):
-        if head.name in UNSHARDABLE:
-            raise ValueError(f"head {head.name!r} cannot be class-sharded (SimPLE has no class centres; the Caffe "
-                             "A-Softmax backward is written for the whole class axis)")
+        if not head.class_shardable:
+            raise ValueError(f"head {head.name!r} cannot be class-sharded (its loss needs the whole class axis on "
+                             "one device, or it has no class centres): use config.head.sharded=False")
         if not 0.0 < sample_rate <= 1.0:
             raise ValueError(f"config.head.sample_rate must be in (0, 1], got {sample_rate}")
         self.head, self.mesh, self.num_classes, self.feat_dim = head, mesh, num_classes, feat_dim

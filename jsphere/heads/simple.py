@@ -45,6 +45,7 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 
 class SimPLE(Head):
     name = "simple"
+    class_shardable = False  # no class centres: the bank, not the classes, is the large axis
     defaults = {"wrap": "cartesian", "b_theta": 0.3, "alpha": 1e-4, "r": 1.0, "m": 0.0, "lw": 1000.0,
                 "init_bias": -10.0}
     bounds = {"b_theta": FRACTION, "alpha": FRACTION, "r": POSITIVE, "m": NON_NEGATIVE, "lw": POSITIVE}

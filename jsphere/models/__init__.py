@@ -2,7 +2,8 @@
 
 from jsphere.models.base import INPUT_SHAPE, Backbone
 from jsphere.models.layers import BatchNorm, ChannelPReLU, FrozenParam, param_dtype, set_bn_stat_groups
-from jsphere.models.registry import build, load_pure_state, names, param_count, pure_state
+from jsphere.models.pure_state import load_pure_state, param_count, pure_state
+from jsphere.models.registry import build, names, summary
 
 __all__ = [
     "INPUT_SHAPE",
@@ -17,4 +18,5 @@ __all__ = [
     "param_dtype",
     "pure_state",
     "set_bn_stat_groups",
+    "summary",
 ]

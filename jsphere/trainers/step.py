@@ -1,6 +1,8 @@
-"""The one train step: ``make_step(setup, loss_fn, finish)`` -> ``(state, batch) -> (state, metrics)``.
+"""The one train step, ``make_step(setup, trainer)`` -> ``(state, batch) -> (state, metrics)``, and what a trainer
+supplies to it (``Trainer``).
 
-Every trainer supplies only its loss (and, optionally, what it updates after the optimizer). The step projects
+Every trainer supplies only its loss (and, optionally, what it computes before the differentiated part and what it
+updates after the optimizer). The step projects
 the class centres onto the unit sphere when the head's recipe does (``head.project``: OpenSphere's in-place
 ``w.data = normalize(w.data)``; arcface_torch's Partial FC never does), rebuilds the
 backbone with its dropout reseeded from the state's key and the step (so every step draws new masks, in every
@@ -10,6 +12,7 @@ the state donated and its shardings declared.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +21,7 @@ import optax
 from flax import nnx, struct
 
 from jsphere.optim import global_norm
-from jsphere.trainers.state import Setup, TrainState
+from jsphere.trainers.state import ExtraInit, Setup, TrainState
 
 
 @struct.dataclass
@@ -39,14 +42,28 @@ LossFn = Callable[[Setup, nnx.Module, dict, TrainState, dict, Any], tuple[jax.Ar
 Finish = Callable[[Setup, TrainState], TrainState]
 
 
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """A trainer: its ``loss``; optionally the state it adds (``init_extra``, see ``make_setup``), what it computes
+    before the differentiated part (``prepare``) and what it updates after the optimizer (``finish``). ``head``: the
+    one head it trains (None: any classifier head); that head then trains with this trainer only."""
+
+    loss: LossFn
+    init_extra: ExtraInit | None = None
+    prepare: Prepare | None = None
+    finish: Finish | None = None
+    head: str | None = None
+
+
 def step_key(state: TrainState, stream: int) -> jax.Array:
     """A key for this step, one per ``stream`` (0: the online backbone's dropout)."""
     return jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step), stream)
 
 
-def make_step(setup: Setup, loss_fn: LossFn, finish: Finish | None = None,
-              prepare: Prepare | None = None) -> Callable[[TrainState, dict], Any]:
+def make_step(setup: Setup, trainer: Trainer) -> Callable[[TrainState, dict], Any]:
+    """The jit-compiled step of ``trainer`` for the run ``setup`` describes (state donated)."""
     head, tx, schedule = setup.head, setup.tx, setup.schedule
+    loss_fn, prepare, finish = trainer.loss, trainer.prepare, trainer.finish
 
     def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict[str, jax.Array]]:
         params = {"backbone": state.params["backbone"], "head": head.project(state.params["head"])}

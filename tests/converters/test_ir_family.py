@@ -17,7 +17,8 @@ from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import ir as torch_ir
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
-from jsphere.inference import CONVENTIONS, Embedder
+from jsphere.inference import Embedder
+from jsphere.input_convention import CONVENTIONS
 from jsphere.models import ir
 from tests.converters.agreement import agree
 

@@ -13,7 +13,8 @@ from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images
 from jsphere import checkpoint, models
-from jsphere.inference import CONVENTIONS, Embedder
+from jsphere.inference import Embedder
+from jsphere.input_convention import CONVENTIONS
 from tests.converters.agreement import agree
 
 

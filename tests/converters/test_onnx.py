@@ -29,7 +29,8 @@ from converters.torch_reference.random_weights import (
     torch_embed,
 )
 from jsphere import checkpoint, models
-from jsphere.inference import CONVENTIONS, Embedder, InputConvention
+from jsphere.inference import Embedder
+from jsphere.input_convention import CONVENTIONS, InputConvention
 from tests.converters import onnx_forms
 from tests.converters.agreement import agree
 

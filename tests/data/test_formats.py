@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from jsphere.data import binset, ijb, pack, recordio, sources
+from jsphere.data import binset, ijb_meta, pack, recordio, sources
 from jsphere.data.decode import CorruptImageError, decode_image, encode_jpeg
 from tests.data.recordio_writer import MAGIC, write_rec
 
@@ -199,17 +199,17 @@ def _write_ijb(root, *, bad_pair=False):
 
 def test_ijb_meta_is_read_and_cross_checked(tmp_path):
     _write_ijb(tmp_path / "ok")
-    m = ijb.read_ijb_meta(tmp_path / "ok", "IJBB")
+    m = ijb_meta.read_ijb_meta(tmp_path / "ok", "IJBB")
     assert m.images == ["1.jpg", "2.jpg", "3.jpg"] and m.landmarks.shape == (3, 5, 2)
     assert m.templates.tolist() == [10, 10, 11] and m.pairs.tolist() == [[10, 11], [11, 10]]
     assert m.galleries["S1"][0].tolist() == [10] and m.probe[1].tolist() == [1]
     _write_ijb(tmp_path / "bad", bad_pair=True)
-    with pytest.raises(ijb.IJBMetaError, match="template_pair_label.txt:2: template 99 has no image"):
-        ijb.read_ijb_meta(tmp_path / "bad", "ijbb")
+    with pytest.raises(ijb_meta.IJBMetaError, match="template_pair_label.txt:2: template 99 has no image"):
+        ijb_meta.read_ijb_meta(tmp_path / "bad", "ijbb")
 
 
 def test_alignment_recovers_a_known_similarity():
-    from jsphere.data.align import ARCFACE_TEMPLATE, align_face, similarity_transform
+    from jsphere.data.landmark_align import ARCFACE_TEMPLATE, align_face, similarity_transform
 
     angle, scale, shift = 0.3, 1.7, np.array([20.0, -5.0])
     rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])

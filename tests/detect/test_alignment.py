@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from jsphere.data.align import (
+from jsphere.data.landmark_align import (
     ARCFACE_TEMPLATE,
     align_face,
     cp2tform_similarity,

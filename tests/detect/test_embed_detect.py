@@ -8,7 +8,7 @@ from flax import nnx
 
 from converters.mtcnn_weights import mtcnn_import
 from jsphere import checkpoint, embed, errors, models
-from jsphere.data.align import align_face
+from jsphere.data.landmark_align import align_face
 from jsphere.detect import Detector, weights
 from jsphere.inference import Embedder
 from tests.detect import fixtures

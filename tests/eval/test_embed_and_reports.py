@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 
 from configs.test.common import eval_config
-from jsphere import checkpoint, embed, evaluate, models
+from jsphere import checkpoint, embed, models
+from jsphere.eval.run import evaluate
 from jsphere.inference import Embedder
 
 
@@ -50,7 +51,7 @@ def test_embed_cli_matches_the_in_process_model_for_folder_list_and_npy(tmp_path
 
 
 def test_unaligned_images_need_landmarks_and_are_aligned_with_them(tmp_path, ckpt):
-    from jsphere.data.align import ARCFACE_TEMPLATE
+    from jsphere.data.landmark_align import ARCFACE_TEMPLATE
 
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), np.full((200, 150, 3), 128, np.uint8))
@@ -77,7 +78,7 @@ def test_eval_mode_writes_tables_json_and_roc_for_the_last_k_checkpoints(tmp_pat
                               data_dir=str(synthetic_data)),
                          dict(name="syn_bin", type="bin", path=str(tmp_path / "set.bin")), batch_size=16)
     config.eval.last_k = 2
-    results = evaluate.evaluate(config, str(ckpt))
+    results = evaluate(config, str(ckpt))
     assert set(results["syn"]) == {"step 1", "step 2", "avg"}
     for key in ("ACC", "EER", "AUC", "std_acc", "TPR@FPR=0.001"):
         assert 0 <= results["syn"]["avg"][key] <= 100
@@ -91,12 +92,12 @@ def test_pair_list_naming_a_missing_image_is_reported_with_its_line(tmp_path, ck
     (tmp_path / "pairs.txt").write_text("1 val/a.jpg val/b.jpg\n")
     config = eval_config(dict(name="bad", type="pairs", path=str(tmp_path / "pairs.txt"), data_dir=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="pairs.txt:1: image .*val/a.jpg does not exist"):
-        evaluate.evaluate(config, str(ckpt))
+        evaluate(config, str(ckpt))
 
 
 def test_ijb_evaluation_on_a_tiny_layout_written_by_the_test(tmp_path, ckpt, synthetic_data):
     """Loose crops (aligned faces shifted on a bigger canvas), landmarks, templates, pairs and 1:N lists."""
-    from jsphere.data.align import ARCFACE_TEMPLATE
+    from jsphere.data.landmark_align import ARCFACE_TEMPLATE
 
     root = tmp_path / "IJB-B"
     (root / "loose_crop").mkdir(parents=True)
@@ -117,7 +118,7 @@ def test_ijb_evaluation_on_a_tiny_layout_written_by_the_test(tmp_path, ckpt, syn
     (root / "meta" / "ijbb_1N_gallery_S2.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n2,20\n")
     (root / "meta" / "ijbb_1N_probe_mixed.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n1,10\n3,20\n")
     config = eval_config(dict(name="IJB-B", type="ijb", ijb="ijbb", path=str(root), pooling="opensphere_v1"))
-    rows = evaluate.evaluate(config, str(ckpt))["IJB-B"]["step 2"]
+    rows = evaluate(config, str(ckpt))["IJB-B"]["step 2"]
     assert {"TAR@FAR=0.0001 (interp)", "TAR@FAR=0.0001 (nearest)", "1:N opensphere top1", "1:N standard top1",
             "1:N standard TPIR@FPIR=0.01"} <= set(rows)
     assert all(0 <= v <= 100 for v in rows.values())

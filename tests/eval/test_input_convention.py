@@ -6,7 +6,8 @@ import pytest
 from flax import nnx
 
 from jsphere import checkpoint, models
-from jsphere.inference import CONVENTIONS, JSPHERE, Embedder, InputConvention
+from jsphere.inference import Embedder
+from jsphere.input_convention import CONVENTIONS, JSPHERE, InputConvention
 
 
 @pytest.fixture(scope="module")

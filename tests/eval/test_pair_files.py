@@ -11,9 +11,9 @@ from scipy.io import savemat
 from configs.test.common import PAIR_SETS, PUBLISHED_SETS, pair_set_config
 from jsphere.data.decode import encode_jpeg
 from jsphere.data.listfile import ListFormatError
-from jsphere.data.pairs import halves_folds, read_pair_list
+from jsphere.data.pair_files import halves_folds, read_pair_list
 from jsphere.eval.evaluators import PairEvaluator
-from jsphere.eval.pairs import load_pair_set
+from jsphere.eval.pair_sets import load_pair_set
 from jsphere.eval.verification import kfold_accuracy
 
 CODE_STEP = 16  # image k is a flat colour coding k in red and green steps of 16; JPEG keeps it within +-3

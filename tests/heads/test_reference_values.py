@@ -1,4 +1,4 @@
-"""Every OpenSphere head reproduces reference losses and gradient sums computed with OpenSphere's own code.
+"""Every OpenSphere head reproduces the reference losses and gradient sums of OpenSphere's own code (below).
 
 The references were computed in float64 with OpenSphere's own v1 modules (x[i,j] = 3 sin(8i + j + 1),
 W[j,k] = cos(10j + k + 1) in v1's [D, C] layout, y = [0, 3, 5, 9]); Σ|∂W| is taken w.r.t. the projected

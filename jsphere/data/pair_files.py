@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from scipy.io import loadmat
+from scipy.io.matlab import MatReadError
 
 from jsphere.data.listfile import Line, ListFormatError, read_lines, resolve
 
@@ -162,9 +164,6 @@ def _mat_text(value, where: str) -> str:
 
 
 def _agedb(path: Path) -> tuple[list[_Pair], np.ndarray]:
-    from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
-
     try:
         splits = loadmat(path).get("splits")
     except (MatReadError, ValueError, TypeError, NotImplementedError) as e:

@@ -8,6 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from jsphere.data.binset import read_bin
+from jsphere.data.images import decode_all, load_images
+from jsphere.data.pair_files import LFW_IMAGE, read_pair_list
+
 
 @dataclasses.dataclass
 class PairSet:
@@ -25,16 +29,10 @@ def load_pair_set(set_cfg: Mapping[str, Any]) -> PairSet:
     kind = set_cfg.get("type", "pairs")
     name = set_cfg.get("name", str(set_cfg["path"]))
     if kind == "pairs":
-        from jsphere.data.images import load_images
-        from jsphere.data.pairs import LFW_IMAGE, read_pair_list
-
         pair_list = read_pair_list(set_cfg["path"], set_cfg.get("data_dir"), fmt=set_cfg.get("format") or "auto",
                                    lfw_image=set_cfg.get("lfw_image") or LFW_IMAGE)
         return PairSet(name, load_images(pair_list.paths), pair_list.pairs, pair_list.labels, pair_list.folds)
     if kind == "bin":
-        from jsphere.data.binset import read_bin
-        from jsphere.data.images import decode_all
-
         blobs, issame = read_bin(set_cfg["path"])
         images = decode_all(blobs, [f"{set_cfg['path']} image {i}" for i in range(len(blobs))])
         return PairSet(name, images, np.arange(len(blobs)).reshape(-1, 2), issame)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 ALGORITHM = "jsphere-wsum32x2-v1"
 _BLOCK = 1 << 16
@@ -87,8 +89,6 @@ def _sum_shard(data: np.ndarray, index: tuple[slice, ...], shape: tuple[int, ...
 
 def _local_sums(x: Any) -> tuple[list[int], bool, str]:
     """This process's lane sums of ``x``, whether other processes hold parts of it, and its dtype[shape]."""
-    import jax
-
     lanes = [0, 0]
     if not isinstance(x, jax.Array):
         data = np.asarray(x)
@@ -124,14 +124,10 @@ def tree_checksums(tree: Any) -> dict[str, str]:
     """``{'path/to/leaf': '<dtype>[<shape>]:<checksum>'}`` for every array of ``tree`` (numpy or jax, any
     sharding). Several processes: every process must call it on the same tree (the sums of an array that no
     process holds whole are added across processes)."""
-    import jax
-
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     sums, spread, described = zip(*(_local_sums(leaf) for _, leaf in leaves), strict=True) if leaves else ((), (), ())
     sums = [list(lanes) for lanes in sums]
     if any(spread) and jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         total = np.sum(multihost_utils.process_allgather(np.asarray(sums, np.int64)), axis=0)
         sums = [[int(v) & _MASK for v in total[i]] if spread[i] else sums[i] for i in range(len(sums))]
     return {leaf_key(path): f"{what}:{a:08x}{b:08x}"

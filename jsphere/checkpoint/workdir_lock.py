@@ -19,6 +19,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jax
+import numpy as np
+from absl import logging
+from jax.experimental import multihost_utils
+
 LOCK_FILE = "train.lock"
 
 
@@ -70,8 +75,6 @@ class WorkdirLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise WorkdirInUse naming the PID and host that hold it."""
-        from absl import logging
-
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -119,8 +122,6 @@ class WorkdirLock:
 @contextlib.contextmanager
 def hold(workdir: str | os.PathLike) -> Iterator[None]:
     """Hold ``workdir``'s training lock for the block: process 0 locks, every process raises if that failed."""
-    import jax
-
     lock = WorkdirLock(workdir) if jax.process_index() == 0 else None
     error: OSError | None = None
     if lock is not None:
@@ -129,9 +130,6 @@ def hold(workdir: str | os.PathLike) -> Iterator[None]:
         except OSError as e:
             error = e
     if jax.process_count() > 1:
-        import numpy as np
-        from jax.experimental import multihost_utils
-
         locked = bool(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
         if not locked and lock is None:
             error = WorkdirInUse(f"process 0 could not lock {Path(workdir) / LOCK_FILE}; see its message")

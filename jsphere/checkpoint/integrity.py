@@ -1,9 +1,8 @@
-"""What makes a checkpoint step readable, and how failures are told: the parts of ``jsphere.checkpoint`` that do
-not talk to orbax.
+"""What makes a checkpoint step readable, and how failures are told, without orbax (``orbax_io`` calls it).
 
 A step is readable when its ``meta`` item reads back, every item that ``meta`` lists (and every item the reader
 needs) is there (an OCDBT item with its manifest and each process's manifest), and every array read matches the
-checksum recorded in ``meta`` (``jsphere.checksums``). Steps written before checksums were recorded are read with
+checksum recorded in ``meta`` (``checksums``). Steps written before checksums were recorded are read with
 a warning that they are unverified.
 """
 
@@ -13,16 +12,18 @@ import contextlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
+from absl import logging as absl_logging
+from jax.experimental import multihost_utils
 
-from jsphere import checksums
-
-META = "meta"
-CHECKSUMS = "checksums"  # meta key: {'algorithm', 'arrays': {item: {leaf: checksum}}}
-ITEMS = "items"  # meta key: the items the step was written with
+from jsphere import errors
+from jsphere.checkpoint import checksums
+from jsphere.checkpoint.layout import CHECKSUMS, ITEMS
 
 
 class UnreadableCheckpoint(ValueError):
@@ -81,8 +82,6 @@ _FILTER = _OrbaxErrorFilter()
 
 def hide_orbax_errors(on: bool) -> None:
     """Install (or remove) the filter of orbax's error records, unless tracebacks were asked for (``--debug``)."""
-    from jsphere import errors
-
     logger = logging.getLogger("absl")
     if on and not errors.debug_requested():
         logger.addFilter(_FILTER)
@@ -91,7 +90,7 @@ def hide_orbax_errors(on: bool) -> None:
 
 
 @contextlib.contextmanager
-def quiet_orbax_errors():
+def quiet_orbax_errors() -> Iterator[None]:
     """Orbax's error records hidden while the block runs."""
     hide_orbax_errors(True)
     try:
@@ -114,8 +113,6 @@ def check_items(step_dir: Path, meta: dict[str, Any], needed: tuple[str, ...]) -
 
 def verify(step_dir: Path, meta: dict[str, Any], item: str, tree: Any) -> None:
     """Compare the arrays read from ``item`` with the checksums recorded in ``meta``."""
-    from absl import logging as absl_logging
-
     recorded = meta.get(CHECKSUMS)
     if recorded is None:
         absl_logging.warning("%s was written without checksums (before jsphere recorded them): its '%s' arrays are "
@@ -143,10 +140,8 @@ def with_checksums(meta: dict[str, Any], step: int, arrays: dict[str, Any], item
 
 
 @contextlib.contextmanager
-def reading_some_items():
+def reading_some_items() -> Iterator[None]:
     """Silence orbax's warning that the items we do not ask for (optimizer, data) exist but are not restored."""
-    from absl import logging as absl_logging
-
     level = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)
     try:
@@ -157,27 +152,19 @@ def reading_some_items():
 
 def to_numpy(tree: Any) -> Any:
     """Every array of ``tree`` as numpy."""
-    import jax
-
     return jax.tree.map(np.asarray, tree)
 
 
 def agreed_step(step: int) -> int:
     """The smallest of every process's restored step (all processes must resume from the same one)."""
-    import jax
-
     if jax.process_count() == 1:
         return step
-    from jax.experimental import multihost_utils
-
     return int(np.min(multihost_utils.process_allgather(np.asarray(step, np.int64))))
 
 
 def abstract(tree: Any, saved_dtypes: dict[str, str]) -> Any:
     """Restore targets: shape and sharding of every array of ``tree``, in the dtype it was saved in (so that its
     checksum can be verified; ``cast_like`` brings it to the template's dtype afterwards)."""
-    import jax
-
     def leaf(path, x):
         dtype = saved_dtypes.get(checksums.leaf_key(path))
         return jax.ShapeDtypeStruct(x.shape, jax.numpy.dtype(dtype) if dtype else x.dtype,
@@ -188,6 +175,4 @@ def abstract(tree: Any, saved_dtypes: dict[str, str]) -> Any:
 
 def cast_like(restored: Any, template: Any) -> Any:
     """``restored`` in the dtypes of ``template``."""
-    import jax
-
     return jax.tree.map(lambda r, t: r if r.dtype == t.dtype else r.astype(t.dtype), restored, template)

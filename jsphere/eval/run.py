@@ -1,4 +1,4 @@
-"""``python -m jsphere.main --mode=eval --config=configs/test/<set>.py --workdir=DIR``: evaluate checkpoints.
+"""``python -m jsphere.main --mode=eval --config=configs/test/<set>.py --workdir=DIR``: evaluate a run's checkpoints.
 
 For each of the last ``config.eval.last_k`` checkpoints of ``DIR`` (OpenSphere v1 averages the last 5), loaded
 once, and each configured set (``config.eval.sets``: pair files, ``.bin`` files, IJB-B/C), read once, compute
@@ -13,13 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import ml_collections
+
 from jsphere import checkpoint
 from jsphere.eval import report
 from jsphere.eval.evaluators import check_set, make_evaluator
 from jsphere.inference import Embedder
 
 
-def evaluate(config, workdir: str) -> dict[str, Any]:
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Evaluate the last ``config.eval.last_k`` checkpoints of ``workdir`` on every set; return the tables."""
     eval_cfg = config.eval
     sets = [dict(s) for s in eval_cfg.sets]

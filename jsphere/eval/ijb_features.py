@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from jsphere import observe
-from jsphere.data.align import align_face
 from jsphere.data.decode import decode_image
-from jsphere.data.ijb import IJBMeta
+from jsphere.data.ijb_meta import IJBMeta
+from jsphere.data.landmark_align import align_face
 
 
 def _aligned(meta: IJBMeta, i: int) -> np.ndarray:

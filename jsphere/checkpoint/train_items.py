@@ -1,12 +1,13 @@
-"""How the training state maps to checkpoint items, and back.
+"""A training run's state as checkpoint items, and back.
 
 * ``weights``: ``{'backbone': the model's pure state (params, frozen params, BatchNorm statistics, nested as the
   module tree), 'head': {'params', 'state'}}``: what inference and ``init_from`` read;
 * ``train``: ``{'step', 'rng', 'opt', **extra}``: the rest of the training state (SimPLE's EMA and bank);
 * ``meta``: the model and head recipe (``model_meta``).
 
-A class-sharded head is saved padded to a multiple of the device count; the head itself re-pads it when a run
-resumes on another device count.
+A class-sharded head is saved padded to a multiple of the device count (``model_meta`` records the padding); the
+head itself re-pads it when a run resumes on another device count, and ``saved_model.load_weights`` cuts it off for
+every other reader.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import ml_collections
 from absl import logging
 from flax import nnx
 
-from jsphere import checkpoint, models
+from jsphere import models
+from jsphere.checkpoint.saved_model import load_meta, load_weights
 from jsphere.heads.sharded import ShardedHead
 from jsphere.trainers.state import SPLIT, Setup, TrainState
 
@@ -83,7 +85,7 @@ def with_items(setup: Setup, state: TrainState, weights: dict, train: dict | Non
 def init_from_checkpoint(setup: Setup, state: TrainState, path: str) -> TrainState:
     """Load backbone weights (and the head when it fits this run) from a jsphere or converted checkpoint."""
     config = setup.config
-    saved = checkpoint.load_weights(path)
+    saved = load_weights(path)
     saved_model = saved.meta.get("model", {})
     if saved_model.get("name") and saved_model["name"] != config.model.name:
         raise ValueError(f"config.init_from={path!r} holds a {saved_model['name']!r} backbone but config.model.name "
@@ -104,6 +106,6 @@ def init_from_checkpoint(setup: Setup, state: TrainState, path: str) -> TrainSta
 def saved_head_rows(workdir: str) -> int | None:
     """The padded row count of the class-sharded head in ``workdir``'s newest checkpoint, if any."""
     try:
-        return (checkpoint.load_meta(workdir).get("head") or {}).get("padded_rows")
+        return (load_meta(workdir).get("head") or {}).get("padded_rows")
     except (FileNotFoundError, ValueError):
         return None

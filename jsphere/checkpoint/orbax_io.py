@@ -1,99 +1,33 @@
-"""Checkpoints on disk: the only module that imports orbax.
+"""Every orbax call of jsphere: reading a step's items and writing them, for inference (``read_arrays``,
+``write_step``) and for training (``TrainCheckpointer``); the only module that imports orbax.
 
-Layout of a jsphere checkpoint directory (a training workdir, or what ``converters.import_torch`` writes)::
-
-    <dir>/checkpoints/<step>/weights/   pure dict {'backbone': nnx pure dict (params + batch stats),
-                                                    'head': {'params': {...}, 'state': {...}}}
-    <dir>/checkpoints/<step>/meta/      JSON {'model': {'name', 'embed_dim', 'kwargs'},
-                                              'head': {'name', 'hparams', 'num_classes', 'feat_dim'} | None,
-                                              'step', 'source', 'items': [...],
-                                              'checksums': {'algorithm', 'arrays': {item: {leaf: checksum}}}}
-    (training adds items of its own beside these: optimizer state, RNG, data iterator)
-
-``load_weights`` accepts the workdir, its ``checkpoints`` folder or one ``checkpoints/<step>`` folder.
-
-One rule says whether a step is readable, for every reader (training resume, ``embed``, the exporters, evaluation,
-``Embedder.from_checkpoint``, the NaN guard): its ``meta`` item reads back; every item that ``meta`` lists (and
-every item the reader needs) is there, an OCDBT item with its manifest and each process's manifest; every array
-read matches the checksum recorded in ``meta`` (``jsphere.checksums``). Checkpoints written before checksums were
-recorded are read with a warning that they are unverified. The steps are the non-empty numbered folders.
+Each read goes through the readable rule (``integrity``): a step that does not read back raises
+``UnreadableCheckpoint`` naming it; a write that fails raises one ``CheckpointWriteError``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+import grain
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
+from jax.experimental import multihost_utils
+from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+from orbax.checkpoint.checkpoint_managers import save_decision_policy as sdp
 
-from jsphere import checkpoint_integrity as integrity
-from jsphere.checkpoint_integrity import META, CheckpointWriteError, UnreadableCheckpoint
-
-CHECKPOINTS = "checkpoints"
-WEIGHTS = "weights"
-TRAIN = "train"
-DATA = "data"
-UNREADABLE = "checkpoints_unreadable"  # beside checkpoints/: where resume moves a step that does not read back
-
-__all__ = ["META", "CheckpointWriteError", "UnreadableCheckpoint", "TrainCheckpointer", "Weights", "list_steps",
-           "load_meta", "load_weights", "save_weights"]
+from jsphere.checkpoint import integrity
+from jsphere.checkpoint.integrity import UnreadableCheckpoint
+from jsphere.checkpoint.layout import CHECKPOINTS, DATA, META, TRAIN, UNREADABLE, WEIGHTS, step_folders
 
 
-@dataclasses.dataclass
-class Weights:
-    """What a checkpoint holds for inference and fine-tuning."""
-
-    step: int
-    meta: dict[str, Any]
-    backbone: dict[str, Any]
-    head: dict[str, Any] | None
-
-
-def _step_folders(root: Path) -> list[int]:
-    """The steps of a checkpoints folder: its non-empty numbered folders (orbax writes a step in a temporary
-    folder and renames it when complete), ascending."""
-    if not root.is_dir():
-        return []
-    return sorted(int(c.name) for c in root.iterdir() if c.name.isdigit() and c.is_dir() and any(c.iterdir()))
-
-
-def _resolve(path: str | os.PathLike, step: int | None) -> tuple[Path, int]:
-    """Return (checkpoints folder, step) for a workdir, a checkpoints folder or a step folder."""
-    p = Path(path).expanduser().resolve()
-    if not p.exists():
-        raise FileNotFoundError(f"checkpoint path {p} does not exist")
-    if (p / CHECKPOINTS).is_dir():
-        p = p / CHECKPOINTS
-    elif p.name.isdigit() and int(p.name) in _step_folders(p.parent):
-        if step is not None and step != int(p.name):
-            raise ValueError(f"{p} is the checkpoint of step {p.name}, not {step}")
-        return p.parent, int(p.name)
-    steps = _step_folders(p)
-    if not steps:
-        raise FileNotFoundError(
-            f"{p} holds no jsphere checkpoint (expected {CHECKPOINTS}/<step>/{{{WEIGHTS},{META}}}); "
-            "train one with `python -m jsphere.main` or import a .pth with `python -m converters.import_torch`"
-        )
-    if step is None:
-        return p, steps[-1]
-    if step not in steps:
-        raise FileNotFoundError(f"{p} has no checkpoint for step {step}; available steps: {steps}")
-    return p, step
-
-
-def list_steps(path: str | os.PathLike) -> list[int]:
-    """The steps of the checkpoints under ``path`` (workdir or checkpoints folder), ascending; each is checked
-    when read."""
-    return _step_folders(_resolve(path, None)[0])
-
-
-# ---- the readable rule
-
-def _read_meta(step_dir: Path) -> dict[str, Any]:
+def read_meta(step_dir: Path) -> dict[str, Any]:
+    """The ``meta`` item of a step, checksums included; UnreadableCheckpoint if it does not read back."""
     if not (step_dir / META).is_dir():
         raise UnreadableCheckpoint(step_dir, f"its '{META}' item is missing")
     try:
@@ -107,16 +41,14 @@ def _read_meta(step_dir: Path) -> dict[str, Any]:
 
 
 def _as_numpy(metadata: Any) -> Any:
-    import jax
-
     return jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), getattr(metadata, "tree", metadata))
 
 
-def _read_arrays(root: Path, step: int, items: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(meta, {item: numpy tree})`` of a step that is readable by the rule above, else UnreadableCheckpoint."""
+def read_arrays(root: Path, step: int, items: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(meta, {item: numpy tree})`` of a step that is readable by the rule, else UnreadableCheckpoint."""
     step_dir = root / str(step)
     integrity.check_items(step_dir, {}, items)  # what this reader needs, before reading anything
-    meta = _read_meta(step_dir)
+    meta = read_meta(step_dir)
     integrity.check_items(step_dir, meta, items)
     handlers = {item: ocp.PyTreeCheckpointHandler() for item in items}
     try:
@@ -132,61 +64,24 @@ def _read_arrays(root: Path, step: int, items: tuple[str, ...]) -> tuple[dict[st
     return meta, arrays
 
 
-def _newest_readable(root: Path, items: tuple[str, ...], *, skip: int | None = None,
-                     at_most: int | None = None) -> int | None:
-    for step in reversed(_step_folders(root)):
+def newest_readable(root: Path, items: tuple[str, ...], *, skip: int | None = None,
+                    at_most: int | None = None) -> int | None:
+    """The newest step of ``root`` (not ``skip``, up to ``at_most``) whose ``items`` read back, or None."""
+    for step in reversed(step_folders(root)):
         if step != skip and (at_most is None or step <= at_most):
             try:
-                _read_arrays(root, step, items)
+                read_arrays(root, step, items)
             except UnreadableCheckpoint:
                 continue
             return step
     return None
 
 
-def _naming_the_newest(root: Path, error: UnreadableCheckpoint, items: tuple[str, ...]) -> UnreadableCheckpoint:
-    """``error`` with the newest readable step of ``root`` (another one) named."""
-    newest = _newest_readable(root, items, skip=int(error.step_dir.name))
-    hint = (f"the newest readable checkpoint is step {newest} ({root / str(newest)})" if newest is not None
-            else f"no other checkpoint in {root} reads back")
-    return UnreadableCheckpoint(error.step_dir, error.reason, hint=hint)
-
-
-def load_meta(path: str | os.PathLike, step: int | None = None) -> dict[str, Any]:
-    """The JSON metadata of the checkpoint at ``path`` (latest step unless ``step``), without its checksums."""
-    root, step = _resolve(path, step)
-    meta = _read_meta(root / str(step))
-    meta.pop(integrity.CHECKSUMS, None)
-    return meta
-
-
-def load_weights(path: str | os.PathLike, step: int | None = None) -> Weights:
-    """Read backbone and head weights (as numpy) and metadata from a checkpoint (latest step unless ``step``),
-    verified against their checksums; a step that does not read back is named with the newest one that does."""
-    root, step = _resolve(path, step)
-    try:
-        meta, arrays = _read_arrays(root, step, (WEIGHTS,))
-    except UnreadableCheckpoint as e:
-        raise _naming_the_newest(root, e, (WEIGHTS,)) from e
-    meta.pop(integrity.CHECKSUMS, None)
-    weights = arrays[WEIGHTS]
-    head = weights.get("head") or None
-    if head:
-        from jsphere.heads.sharded import unpad_saved
-
-        head = {**head, "params": unpad_saved(head["params"], meta.get("head") or {})}
-    return Weights(step=step, meta=meta, backbone=weights["backbone"], head=head)
-
-
-def save_weights(directory: str | os.PathLike, *, step: int, backbone: dict[str, Any], head: dict[str, Any] | None,
-                 meta: dict[str, Any]) -> Path:
-    """Write an inference checkpoint (backbone + optional head, with checksums) as ``<dir>/checkpoints/<step>``."""
-    root = Path(directory).expanduser().resolve() / CHECKPOINTS
-    if (root / str(step)).exists():
-        raise FileExistsError(f"{root / str(step)} already exists: choose another output folder or remove it")
-    weights = {"backbone": integrity.to_numpy(backbone), "head": integrity.to_numpy(head) if head else {}}
-    meta = integrity.with_checksums(meta, step, {WEIGHTS: weights}, (WEIGHTS, META))
-    args = {WEIGHTS: ocp.args.StandardSave(weights), META: ocp.args.JsonSave(meta)}
+def write_step(root: Path, step: int, arrays: dict[str, Any], meta: dict[str, Any]) -> Path:
+    """Write ``{item: numpy tree}`` and ``meta`` (their checksums recorded) as ``root/<step>``, synchronously;
+    CheckpointWriteError if that fails."""
+    args = {item: ocp.args.StandardSave(tree) for item, tree in arrays.items()}
+    args[META] = ocp.args.JsonSave(meta)
     try:
         with integrity.quiet_orbax_errors(), ocp.CheckpointManager(
                 root, options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False)) as m:
@@ -215,9 +110,6 @@ class TrainCheckpointer:
     def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, every_steps: int = 0,
                  save_steps: tuple[int, ...] = (), final_step: int | None = None, async_save: bool = True,
                  with_data: bool = True):
-        from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
-        from orbax.checkpoint.checkpoint_managers import save_decision_policy as sdp
-
         self.root = Path(workdir).expanduser().resolve() / CHECKPOINTS
         keep_policies = [pp.LatestN(keep)] + ([pp.CustomSteps(list(save_steps))] if save_steps else [])
         save_policies = [sdp.PreemptionCheckpointingPolicy(),
@@ -227,8 +119,6 @@ class TrainCheckpointer:
         self.with_data = with_data
         self._async = async_save
         self._pending: int | None = None  # the step whose save may still be running
-        import grain
-
         integrity.hide_orbax_errors(True)
         self._manager = ocp.CheckpointManager(
             self.root, item_names=(WEIGHTS, TRAIN, META) + ((DATA,) if with_data else ()),
@@ -249,16 +139,14 @@ class TrainCheckpointer:
         return self._manager.reached_preemption(int(step))
 
     def all_steps(self) -> list[int]:
-        return _step_folders(self.root)
+        return step_folders(self.root)
 
     def _kept_before(self, step: int) -> int | None:
-        return max((s for s in _step_folders(self.root) if s < step), default=None)
+        return max((s for s in step_folders(self.root) if s < step), default=None)
 
     def save(self, step: int, *, weights: dict, train: dict, meta: dict, data_iterator: Any = None) -> None:
         """Start saving ``step`` with the checksums of its arrays (returns once the arrays are copied off the
         devices). CheckpointWriteError if the previous save or this one failed."""
-        import grain
-
         self.wait()
         items = (WEIGHTS, TRAIN, META) + ((DATA,) if self.with_data else ())
         args = {WEIGHTS: ocp.args.StandardSave(weights), TRAIN: ocp.args.StandardSave(train),
@@ -280,8 +168,6 @@ class TrainCheckpointer:
 
     def wait(self) -> None:
         """Wait for the save in progress; CheckpointWriteError if it failed (the previous checkpoint is kept)."""
-        import jax
-
         if self._pending is None:
             return
         step, self._pending = self._pending, None
@@ -289,17 +175,15 @@ class TrainCheckpointer:
             self._manager.wait_until_finished()
         except Exception as e:
             raise integrity.write_error(self.root, step, e, self._kept_before(step)) from e
-        if jax.process_index() == 0 and step not in _step_folders(self.root):
+        if jax.process_index() == 0 and step not in step_folders(self.root):
             raise integrity.write_error(self.root, step, RuntimeError("orbax did not commit it"),
                                         self._kept_before(step))
 
     def restore(self, step: int, *, weights: dict, train: dict, data_iterator: Any = None) -> tuple[dict, dict]:
         """Restore ``step`` into arrays shaped and sharded like the ``weights``/``train`` templates, verified by the
         readable rule (UnreadableCheckpoint otherwise). The data iterator, if given, is restored in place."""
-        import grain
-
         step_dir = self.root / str(step)
-        meta = _read_meta(step_dir)
+        meta = read_meta(step_dir)
         with_data = self.with_data and data_iterator is not None
         integrity.check_items(step_dir, meta, (WEIGHTS, TRAIN) + ((DATA,) if with_data else ()))
         templates = {WEIGHTS: weights, TRAIN: train}
@@ -324,8 +208,6 @@ class TrainCheckpointer:
         ``<workdir>/checkpoints_unreadable/`` (kept for inspection, never deleted) so that training can write that
         step again. If no step reads back, nothing is moved and the error lists every step with its problem.
         """
-        from absl import logging
-
         failures = []
         for step in reversed(self.all_steps()):
             try:
@@ -349,13 +231,10 @@ class TrainCheckpointer:
 
     def newest_readable(self, at_most: int) -> int | None:
         """The newest step up to ``at_most`` whose weights and training state are readable, or None."""
-        return _newest_readable(self.root, (WEIGHTS, TRAIN), at_most=at_most)
+        return newest_readable(self.root, (WEIGHTS, TRAIN), at_most=at_most)
 
     def _set_aside(self, steps: list[int]) -> None:
         """Move unusable steps out of the checkpoints folder (process 0 moves, every process waits)."""
-        import jax
-        from absl import logging
-
         if not steps:
             return
         if jax.process_index() == 0:
@@ -370,8 +249,6 @@ class TrainCheckpointer:
                 shutil.move(str(self.root / str(step)), str(destination))
                 logging.warning("moved the unreadable checkpoint of step %d to %s", step, destination)
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
             multihost_utils.sync_global_devices("jsphere_checkpoints_set_aside")
         self._manager.reload()
 
