@@ -41,6 +41,7 @@ def register(cls: type[Head]) -> type[Head]:
 
 
 def names() -> list[str]:
+    """Every name ``build`` accepts: the heads' names, then the aliases."""
     return sorted(_HEADS) + sorted(ALIASES)
 
 

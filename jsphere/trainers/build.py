@@ -90,5 +90,5 @@ def build_setup(model: Callable[[], nnx.Module], head: Head | ShardedHead, tx: o
 
 
 def init_state(setup: Setup) -> TrainState:
-    """The initial state, created in its declared shardings."""
+    """The initial ``TrainState`` of ``setup``, created in its declared shardings (``setup.shardings``)."""
     return jax.jit(setup.create, out_shardings=setup.shardings)()
