@@ -15,6 +15,7 @@ from jsphere import checkpoint, heads, models, parallel, train, trainers
 from jsphere.checkpoint import train_items
 from jsphere.eval.evaluators import make_evaluator
 from jsphere.inference import Embedder
+from jsphere.optim import global_norm
 from tests import tiny_model, train_config
 
 MOMENTUM = 0.5
@@ -28,7 +29,7 @@ def ema_finish(setup, state):
     ema = state.extra["ema"]
     params = jax.tree.map(lambda e, p: MOMENTUM * e + (1 - MOMENTUM) * p, ema["params"], state.params["backbone"])
     stats = jax.tree.map(lambda e, p: MOMENTUM * e + (1 - MOMENTUM) * p, ema["batch_stats"], state.batch_stats)
-    distance = optax.tree.norm(jax.tree.map(jnp.subtract, params, state.params["backbone"]))
+    distance = global_norm(jax.tree.map(jnp.subtract, params, state.params["backbone"]))
     return state.replace(extra={"ema": {"params": params, "batch_stats": stats}}), {"ema/distance": distance}
 
 
@@ -111,7 +112,7 @@ def test_an_ema_trainer_is_validated_saved_evaluated_and_exported_with_its_ema(t
         np.testing.assert_array_equal(saved[key], value)
     trained = _leaves(restored[train_items.TRAINED_BACKBONE])
     assert any(not np.array_equal(saved[key], value) for key, value in trained.items())
-    assert checkpoint.load_meta(tmp_path / "run")["source"]["backbone"] == "config.trainer='ema_test''s eval_weights"
+    assert checkpoint.load_meta(tmp_path / "run")["source"]["backbone"] == "eval_weights of trainer 'ema_test'"
 
     embedder = Embedder.from_checkpoint(tmp_path / "run")  # what --mode=eval and jsphere.embed embed with
     loaded = _leaves(models.pure_state(embedder.model))

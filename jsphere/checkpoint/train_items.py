@@ -41,7 +41,7 @@ def model_meta(config: ml_collections.ConfigDict, setup: Setup) -> dict[str, Any
                  "project_centres": head.project_centres, "init_std": head.init_std,
                  "num_classes": int(setup.num_classes), "feat_dim": config.model.embed_dim, **rows},
         "source": {"trainer": "jsphere", "config": config.to_json(),
-                   "backbone": f"config.trainer={config.trainer!r}'s eval_weights"
+                   "backbone": f"eval_weights of trainer {config.trainer!r}"
                    if setup.trainer.eval_weights is not None else "trained"},
     }
 
