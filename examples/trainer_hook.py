@@ -34,11 +34,12 @@ from jsphere.data import synthetic
 from jsphere.optim import global_norm
 
 
-def init_extra(config: ml_collections.ConfigDict | None, backbone: dict, batch_stats: dict, key: jax.Array) -> dict:
-    return {"ema": {"params": jax.tree.map(jnp.copy, backbone), "batch_stats": jax.tree.map(jnp.copy, batch_stats)}}
+# --- README "Add a trainer hook" (tests/test_examples.py keeps the two the same)
+def init_extra(config, backbone, batch_stats, key):  # the EMA starts as a copy of the weights
+    return {"ema": jax.tree.map(jnp.copy, {"params": backbone, "batch_stats": batch_stats})}
 
 
-def finish(setup: trainers.Setup, state: trainers.TrainState) -> tuple[trainers.TrainState, dict]:
+def finish(setup, state):  # after each update: ema = m ema + (1 - m) online, and a metric of its own
     m = setup.config.ema.momentum
     ema = jax.tree.map(lambda e, w: m * e + (1.0 - m) * w, state.extra["ema"],
                        {"params": state.params["backbone"], "batch_stats": state.batch_stats})
@@ -46,12 +47,13 @@ def finish(setup: trainers.Setup, state: trainers.TrainState) -> tuple[trainers.
     return state.replace(extra={**state.extra, "ema": ema}), {"ema/distance": distance}
 
 
-def eval_weights(setup: trainers.Setup, state: trainers.TrainState) -> dict:
+def eval_weights(setup, state):  # the weights to validate, save for evaluation and export: the EMA's
     return state.extra["ema"]  # {'params': ..., 'batch_stats': ...}, laid out as the online backbone's
 
 
 EMA = trainers.register("ema", trainers.Trainer(loss=trainers.proxy.loss, init_extra=init_extra, finish=finish,
                                                 eval_weights=eval_weights))
+# --- end
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -23,3 +23,11 @@ def test_example_runs_at_tiny_size(example, expected):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for fragment in expected:
         assert fragment in proc.stdout, proc.stdout
+
+
+def test_the_readme_shows_the_trainer_hook_example_as_it_runs():
+    """The README's "Add a trainer hook" code is the example's, between its markers, verbatim."""
+    source = (ROOT / "examples" / "trainer_hook.py").read_text(encoding="utf-8")
+    block = source.split('# --- README "Add a trainer hook"')[1].split("\n", 1)[1].split("# --- end")[0].strip()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert block in readme.split("### Add a trainer hook")[1]
