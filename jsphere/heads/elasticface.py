@@ -35,8 +35,9 @@ PLUS_ORDERS = ("released", "ranked")
 
 
 def elastic_margins(key: jax.Array, m: float, std: float, batch: int, dtype: jnp.dtype) -> jax.Array:
-    """The margins [batch] ~ N(m, std) that ``key`` draws, in ``dtype``."""
-    return m + std * jax.random.normal(key, (batch,), dtype)
+    """The margins [batch] ~ N(m, std) that ``key`` draws, in ``dtype``. The standard normals are drawn in float32
+    whatever ``dtype`` (a float64 draw takes other bits), so a float64 run draws the float32 run's margins."""
+    return m + std * jax.random.normal(key, (batch,), jnp.float32).astype(dtype)
 
 
 def plus_margins(margins: jax.Array, cos_target: jax.Array, order_rule: str) -> jax.Array:

@@ -78,6 +78,15 @@ def test_margins_are_drawn_from_n_m_std_by_the_key_given():
                                                                     jnp.float32)))
 
 
+def test_a_float64_run_draws_the_margins_of_a_float32_run():
+    """The float64 references (tests, the GPU check) must see the float32 run's margins, not other draws."""
+    single = np.asarray(elastic_margins(jax.random.key(3), 0.5, 0.05, 64, jnp.float32))
+    with jax.enable_x64(True):
+        double = np.asarray(elastic_margins(jax.random.key(3), 0.5, 0.05, 64, jnp.float64))
+    assert double.dtype == np.float64
+    np.testing.assert_allclose(double, single, rtol=1e-7)  # float32 rounding of m + std z
+
+
 def test_the_loss_follows_the_key_and_a_missing_key_is_refused():
     x, w, y = _inputs(4)
     head = heads.build("elastic_arcface", std=STD)
