@@ -9,8 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import torch
 from flax import nnx
 
+from converters import export_torch
 from jsphere import checkpoint, heads, models, parallel, train, trainers
 from jsphere.checkpoint import train_items
 from jsphere.eval.evaluators import make_evaluator
@@ -120,6 +122,9 @@ def test_an_ema_trainer_is_validated_saved_evaluated_and_exported_with_its_ema(t
         np.testing.assert_array_equal(loaded[key], value)
     offline = make_evaluator(config.val[0])(embedder).metrics
     assert result["val/syn/ACC"] == pytest.approx(offline["ACC"], abs=1e-9)
+    export_torch.main(["--ckpt", str(tmp_path / "run"), "--layout", "opensphere-v2", "--out", str(tmp_path / "m.pth")])
+    exported = torch.load(tmp_path / "m.pth", weights_only=True)["backbone"]["fc.weight"].numpy()
+    np.testing.assert_array_equal(exported, np.asarray(restored["ema"]["params"]["fc"]["kernel"]).T)
 
     # resuming trains on from the trained weights, not the EMA: 4 + 2 steps end where 6 straight steps end
     config.total_steps, config.val = 6, []
