@@ -41,10 +41,9 @@ def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False, *, model_kwa
     c.head.hparams.update(HEAD_HPARAMS.get(head, {}))
     c.batch_size, c.total_steps, c.num_devices = batch, 10**6, 1
     mesh = parallel.make_mesh(1)
-    trainer = trainers.get(c.trainer)
     setup = trainers.make_setup(c, mesh, classes)
     holder = {"state": trainers.init_state(setup)}
-    step = trainers.make_step(setup, trainer)
+    step = trainers.make_step(setup)
     rng = np.random.default_rng(0)
     data = parallel.global_batch({"image": rng.uniform(-1, 1, (batch, 112, 112, 3)).astype(np.float32),
                                   "label": rng.integers(0, classes, batch).astype(np.int32)}, mesh)

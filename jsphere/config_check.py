@@ -1,17 +1,20 @@
 """Checks of a training config before anything is read or compiled; each error names the key at fault.
 
-``check_values`` looks only at the config (every shipped recipe passes it); ``check_paths`` also looks at the
-files the config names and at the workdir.
+``check_values`` looks only at the config (every shipped recipe passes it); ``check_model`` builds the model
+abstractly (shapes only) with ``model.kwargs``; ``check_paths`` also looks at the files the config names and at
+the workdir.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import ml_collections
+from flax import nnx
 
 from jsphere import heads, models, optim
 from jsphere.eval import report
@@ -117,6 +120,20 @@ def check_values(config: ml_collections.ConfigDict) -> None:
              save_steps, f"must be steps in [1, config.total_steps={config.total_steps}]")
 
 
+def check_model(config: ml_collections.ConfigDict) -> None:
+    """The model ``config.model`` names builds with its ``kwargs`` (abstractly: no array is allocated); if not, the
+    error names the keyword argument(s) at fault (those the model's message mentions), or all of them."""
+    kwargs = config.model.kwargs.to_dict()
+    try:
+        nnx.eval_shape(lambda: models.build(config.model.name, embed_dim=config.model.embed_dim, rngs=nnx.Rngs(0),
+                                            dtype=DTYPES[config.model.dtype], **kwargs))
+    except (TypeError, ValueError) as error:
+        text = str(error).removeprefix(f"model {config.model.name!r}: ")
+        named = [k for k in kwargs if re.search(rf"\b{re.escape(k)}\b", text)]
+        where = ", ".join(f"config.model.kwargs.{k}={kwargs[k]!r}" for k in named) or f"config.model.kwargs={kwargs!r}"
+        raise ValueError(f"{where}: model {config.model.name!r} cannot be built with it: {text}") from None
+
+
 def check_eval_values(config: ml_collections.ConfigDict) -> None:
     """Reject evaluation settings (``config.eval``, ``--mode=eval``) that cannot be right."""
     if "eval" not in config:
@@ -178,8 +195,10 @@ def check_paths(config: ml_collections.ConfigDict) -> None:
 
 
 def validate_config(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Path:
-    """Every check that needs no device: values, the workdir (returned absolute), the paths the config names."""
+    """Every check that needs no device: values, the model's arguments, the workdir (returned absolute), the paths
+    the config names."""
     check_values(config)
+    check_model(config)
     workdir = check_workdir(workdir)
     check_paths(config)
     return workdir

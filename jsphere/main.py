@@ -14,11 +14,13 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from jsphere import cli, errors, observe
+from jsphere import cli, config_overrides, errors, observe
 
 PROG = "jsphere.main"
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Run recipe (configs/*.py[:arg]).", lock_config=True)
+_ARGV: list[str] = []  # the command line the config flag reads its overrides from, filled by parse_flags
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Run recipe (configs/*.py[:arg]).", lock_config=True,
+                                          sys_argv=_ARGV)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and reports (resumed if present).")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train: train (then validate); eval: evaluate "
                           "the checkpoints of --workdir with the test sets of --config.")
@@ -73,8 +75,13 @@ def parse_flags(argv: list[str]) -> list[str]:
     missing_file = _config_file_error(argv)
     if missing_file:
         cli.fail(PROG, missing_file)
+    argv, free_form = config_overrides.split(argv)  # model.kwargs / head.hparams entries keep the type written
+    _ARGV[:] = argv
     try:
-        return flags.FLAGS(argv)
+        remaining = flags.FLAGS(argv)
+        if _CONFIG.value is not None:
+            config_overrides.apply(_CONFIG.value, free_form)
+        return remaining
     except flags.Error as e:
         if errors.debug_requested(argv):
             raise

@@ -97,7 +97,8 @@ def check_batch_divisible(global_batch: int, mesh: jax.sharding.Mesh, process_co
 
 
 def global_batch(local: dict[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
-    """Assemble each process's slice of the batch into one global array sharded over ``data``."""
+    """Assemble each process's slice of the batch (``{name: [b, ...]}`` host arrays) into global arrays
+    [b * process_count, ...] sharded over ``data``."""
     sharding = batch_sharded(mesh)
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
 

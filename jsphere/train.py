@@ -107,11 +107,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     num_classes = int(data_info.num_classes)
 
     # ---- setup, state and step
-    trainer = trainers.get(config.trainer)
     saved_rows = train_items.saved_head_rows(workdir) if config.head.sharded else None
-    setup = trainers.make_setup(config, mesh, num_classes, trainer.init_extra, saved_head_rows=saved_rows)
+    setup = trainers.make_setup(config, mesh, num_classes, saved_head_rows=saved_rows)
     state = trainers.init_state(setup)
-    train_step = trainers.make_step(setup, trainer)
+    train_step = trainers.make_step(setup)
     head_params = sum(int(np.size(x)) for x in jax.tree.leaves(state.params["head"]))
     logging.info("%s", parallel.describe(mesh))
     logging.info("%s (%s parameters) + %s head (%s classes, %s parameters); %s images; global batch %d = %d per "
@@ -188,8 +187,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     if pending is not None:  # never save a state whose loss was not checked
                         last_metrics = _consume(pending, window, config)
                         pending = None
-                    ckpt.save(step, weights=train_items.weights_item(setup, state), train=train_items.train_item(state),
-                              meta=meta, data_iterator=iterator)
+                    ckpt.save(step, weights=train_items.weights_item(setup, state),
+                              train=train_items.train_item(setup, state), meta=meta, data_iterator=iterator)
                     last_saved = step
                 if preempt:
                     ckpt.wait()
@@ -235,14 +234,13 @@ def _last_good(ckpt: checkpoint.TrainCheckpointer, last_saved: int | None) -> st
 
 
 def _make_validator(setup: trainers.Setup, config: ml_collections.ConfigDict):
-    """Verification on the configured pair sets (read once) with the live weights."""
+    """Verification on the configured pair sets (read once) with the live weights to evaluate (the trainer's
+    ``eval_weights`` when it has them)."""
     evaluators = [make_evaluator(val_set) for val_set in config.val]
 
     def run(state: trainers.TrainState) -> dict[str, float]:
         # this process's copy of the (replicated) weights: every process validates on its own devices
-        local = jax.tree.map(lambda a: a.addressable_data(0),
-                             (state.params["backbone"], state.frozen, state.batch_stats, state.rest))
-        embedder = Embedder(setup.merge(*local, train=False))
+        embedder = Embedder(setup.eval_model(jax.tree.map(lambda a: a.addressable_data(0), state)))
         return {f"{evaluator.name}/{key}": value for evaluator in evaluators
                 for key, value in evaluator(embedder).metrics.items()}
 

@@ -146,7 +146,6 @@ def test_train_steps_equal_the_reference_training_loop_in_float64(case):
     family, model, head_name, hparams, optim = CASES[case]
     with jax.enable_x64(True):
         config = _config(*model, head_name, hparams, **optim)
-        trainer = trainers.get("proxy")
         setup = trainers.make_setup(config, parallel.make_mesh(1), CLASSES)
         state = trainers.init_state(setup)
         assert state.params["head"]["w"].dtype == jnp.float64
@@ -161,7 +160,7 @@ def test_train_steps_equal_the_reference_training_loop_in_float64(case):
             fn = opensphere_v1_loop if family == "v1" else opensphere_v2_loop
             loop = fn(backbone, head, _torch_batches(), lr=config.optim.lr, weight_decay=config.optim.weight_decay,
                       milestones=config.optim.milestones, clip=config.optim.clip_grad_norm)
-        step_fn = trainers.make_step(setup, trainer)
+        step_fn = trainers.make_step(setup)
         before = _jsphere_weights(setup, state)
         for i, ((images, labels), (ref_loss, ref_lr)) in enumerate(zip(_batches(0), loop, strict=True)):
             batch = {"image": jnp.asarray(images, jnp.float64), "label": jnp.asarray(labels, jnp.int32)}

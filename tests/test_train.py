@@ -162,7 +162,7 @@ def test_simple_trainer_fills_the_bank_and_updates_the_ema_encoder(tmp_path, syn
     config.optim.milestones = (4,)
     result = train.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(result["train/loss"])
-    setup = trainers.make_setup(config, parallel.make_mesh(), 12, trainers.get("simple").init_extra)
+    setup = trainers.make_setup(config, parallel.make_mesh(), 12)
     state = trainers.init_state(setup)
     ckpt = checkpoint.TrainCheckpointer(tmp_path, with_data=False)
     weights_target, train_target = train_items.restore_targets(setup, state, None)

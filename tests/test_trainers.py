@@ -32,10 +32,9 @@ def _config(trainer: str, dropout: float) -> ml_collections.ConfigDict:
 
 def _two_losses(config):
     mesh = parallel.make_mesh(1)
-    trainer = trainers.get(config.trainer)
-    setup = trainers.make_setup(config, mesh, 12, trainer.init_extra)
+    setup = trainers.make_setup(config, mesh, 12)
     state = trainers.init_state(setup)
-    step = trainers.make_step(setup, trainer)
+    step = trainers.make_step(setup)
     rng = np.random.default_rng(0)
     batch = {"image": jnp.asarray(rng.uniform(-1, 1, (8, 112, 112, 3)), jnp.float32),
              "label": jnp.asarray(rng.integers(0, 12, 8), jnp.int32)}
@@ -99,7 +98,7 @@ def test_a_float64_model_trains_in_float64_throughout(model, kwargs):
         leaves = jax.tree.leaves((state.params, state.frozen, state.batch_stats, state.opt))
         assert {leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)} == {jnp.dtype("float64")}
         assert state.params["head"]["w"].dtype == jnp.float64
-        step = trainers.make_step(setup, trainers.get("proxy"))
+        step = trainers.make_step(setup)
         batch = {"image": jax.ShapeDtypeStruct((8, 112, 112, 3), jnp.float32),
                  "label": jax.ShapeDtypeStruct((8,), jnp.int32)}
         assert _float_dtypes(jax.make_jaxpr(step)(state, batch).jaxpr) == {jnp.dtype("float64")}

@@ -33,10 +33,9 @@ def recipe_step(profile: Profile, seed: int = 0) -> tuple[Any, dict, dict, dict[
     """(compiled step, state holder, batch, facts) of the loop's recipe on a random batch of its shapes."""
     config = loop_config.get_config(f"{profile.name},")
     mesh = parallel.make_mesh(config.num_devices or None)
-    trainer = trainers.get(config.trainer)
-    setup = trainers.make_setup(config, mesh, profile.identities, trainer.init_extra)
+    setup = trainers.make_setup(config, mesh, profile.identities)
     holder = {"state": trainers.init_state(setup)}
-    step = trainers.make_step(setup, trainer)
+    step = trainers.make_step(setup)
     rng = np.random.default_rng(seed)
     b = config.batch_size
     batch = parallel.global_batch({"image": rng.uniform(-1, 1, (b, 112, 112, 3)).astype(np.float32),

@@ -61,8 +61,9 @@ def _f64(tree, cpu):
 def _value_and_grads(head, params, state, x, y, kwargs, precision: str | None):
     """Loss and gradients w.r.t. the embeddings and every parameter, jitted on the arrays' device."""
 
-    def f(x, params, kw):
-        return head.loss(params, state, x, y, STEP, **kw)[0]
+    def f(x, params, kw):  # a head that draws random numbers (ElasticFace) draws the same ones on both sides
+        key = {"key": jax.random.key(STEP)} if head.stochastic else {}
+        return head.loss(params, state, x, y, STEP, **kw, **key)[0]
 
     ctx = jax.default_matmul_precision(precision) if precision else contextlib.nullcontext()
     with ctx:

@@ -123,6 +123,42 @@ def a_softmax_true_gradient(x, w, y, lam):
     return F.cross_entropy(logits, y)
 
 
+def elastic_plus(margins, cos_target, order="released"):
+    """ElasticFace+ (fdbtrs/ElasticFace ``losses.py``, ``plus=True``): the draws sorted ascending, indexed by the
+    samples' order of descending target cosine ('released', as the released code indexes them), or given to the
+    samples in that order ('ranked': the k-th closest to its centre gets the k-th smallest margin)."""
+    _, by_cos = torch.sort(cos_target.detach(), descending=True)
+    sorted_m, _ = torch.sort(margins)
+    if order == "released":
+        return sorted_m[by_cos]
+    out = torch.empty_like(margins)
+    out[by_cos] = sorted_m
+    return out
+
+
+def elastic_arcface(x, w, y, margins, s=64.0, plus=None):
+    """ElasticFace-Arc as fdbtrs/ElasticFace computes it, with the per-sample ``margins`` [B] given (drawn by the
+    caller): cos clamped to [-1, 1], arccos, the sample's margin added on its label, cos, times s; true gradient."""
+    cos = cos_matrix(x, w).clamp(-1, 1)
+    rows = torch.arange(len(y))
+    if plus:
+        margins = elastic_plus(margins, cos[rows, y], plus)
+    m_hot = torch.zeros_like(cos)
+    m_hot[rows, y] = margins
+    return F.cross_entropy(s * torch.cos(torch.acos(cos) + m_hot), y)
+
+
+def elastic_cosface(x, w, y, margins, s=64.0, plus=None):
+    """ElasticFace-Cos as fdbtrs/ElasticFace computes it: the sample's margin subtracted from its label's cosine."""
+    cos = cos_matrix(x, w).clamp(-1, 1)
+    rows = torch.arange(len(y))
+    if plus:
+        margins = elastic_plus(margins, cos[rows, y], plus)
+    m_hot = torch.zeros_like(cos)
+    m_hot[rows, y] = margins
+    return F.cross_entropy(s * (cos - m_hot), y)
+
+
 # jsphere head, its hyper-parameters, the reference function here and its keyword arguments
 HEAD_CASES = [
     ("combined_margin", dict(s=64.0, m1=1.0, m2=0.5, m3=0.0), combined_margin, dict(m2=0.5)),

@@ -1,8 +1,10 @@
 """A training run's state as checkpoint items, and back.
 
 * ``weights``: ``{'backbone': the model's pure state (params, frozen params, BatchNorm statistics, nested as the
-  module tree), 'head': {'params', 'state'}}``: what inference and ``init_from`` read;
-* ``train``: ``{'step', 'rng', 'opt', **extra}``: the rest of the training state (SimPLE's EMA and bank);
+  module tree), 'head': {'params', 'state'}}``: what inference, the exporters and ``init_from`` read. The backbone
+  is the one to evaluate (``Setup.eval_model``): the trainer's ``eval_weights`` (an EMA's) when it has them;
+* ``train``: ``{'step', 'rng', 'opt', **extra}``: the rest of the training state (SimPLE's EMA and bank), and,
+  when the trainer evaluates other weights than it trains, the trained backbone as ``trained_backbone``;
 * ``meta``: the model and head recipe (``model_meta``).
 
 A class-sharded head is saved padded to a multiple of the device count (``model_meta`` records the padding); the
@@ -25,6 +27,8 @@ from jsphere.checkpoint.saved_model import load_meta, load_weights
 from jsphere.heads.sharded import ShardedHead
 from jsphere.trainers.state import SPLIT, Setup, TrainState
 
+TRAINED_BACKBONE = "trained_backbone"  # train item key: the trained backbone, when the weights item holds another
+
 
 def model_meta(config: ml_collections.ConfigDict, setup: Setup) -> dict[str, Any]:
     """What a checkpoint needs to rebuild the model and head without the training config."""
@@ -36,18 +40,25 @@ def model_meta(config: ml_collections.ConfigDict, setup: Setup) -> dict[str, Any
         "head": {"name": config.head.name, "hparams": config.head.hparams.to_dict(),
                  "project_centres": head.project_centres, "init_std": head.init_std,
                  "num_classes": int(setup.num_classes), "feat_dim": config.model.embed_dim, **rows},
-        "source": {"trainer": "jsphere", "config": config.to_json()},
+        "source": {"trainer": "jsphere", "config": config.to_json(),
+                   "backbone": f"eval_weights of trainer {config.trainer!r}"
+                   if setup.trainer.eval_weights is not None else "trained"},
     }
 
 
 def weights_item(setup: Setup, state: TrainState) -> dict:
-    model = setup.merge(state.params["backbone"], state.frozen, state.batch_stats, state.rest)
-    return {"backbone": models.pure_state(model),
+    """The backbone to evaluate (the trainer's ``eval_weights`` when it has them) and the head."""
+    return {"backbone": models.pure_state(setup.eval_model(state)),
             "head": {"params": state.params["head"], "state": state.head_state}}
 
 
-def train_item(state: TrainState) -> dict:
-    return {"step": state.step, "rng": state.rng, "opt": state.opt, **state.extra}
+def train_item(setup: Setup, state: TrainState) -> dict:
+    """The rest of the state; the trained backbone too when the weights item holds other (evaluated) weights."""
+    item = {"step": state.step, "rng": state.rng, "opt": state.opt, **state.extra}
+    if setup.trainer.eval_weights is not None:
+        item[TRAINED_BACKBONE] = models.pure_state(
+            setup.merge(state.params["backbone"], state.frozen, state.batch_stats, state.rest))
+    return item
 
 
 def restore_targets(setup: Setup, state: TrainState, saved_rows: int | None) -> tuple[dict, dict]:
@@ -59,16 +70,19 @@ def restore_targets(setup: Setup, state: TrainState, saved_rows: int | None) -> 
             target = setup.head.saved_layout(target, saved_rows)
         return target
 
-    return abstract(weights_item(setup, state)), abstract(train_item(state))
+    return abstract(weights_item(setup, state)), abstract(train_item(setup, state))
 
 
 def with_items(setup: Setup, state: TrainState, weights: dict, train: dict | None = None) -> TrainState:
-    """``state`` with the restored items in place (a head saved with another padding is re-padded)."""
+    """``state`` with the restored items in place (a head saved with another padding is re-padded). The backbone
+    trains on from the train item's ``trained_backbone`` when there is one, else from the weights item's; without
+    a train item (``init_from``), the trainer's own state starts again from the loaded weights."""
     head = weights.get("head")
     if isinstance(setup.head, ShardedHead):
         weights, train = setup.head.repad(weights), setup.head.repad(train) if train is not None else None
     model = setup.merge(state.params["backbone"], state.frozen, state.batch_stats, state.rest)
-    models.load_pure_state(model, weights["backbone"], source="checkpoint")
+    trained = train.get(TRAINED_BACKBONE) if train is not None else None
+    models.load_pure_state(model, weights["backbone"] if trained is None else trained, source="checkpoint")
     _, params, frozen, batch_stats, _ = nnx.split(model, *SPLIT)
     replace = {"params": {**state.params, "backbone": nnx.to_pure_dict(params)}, "frozen": nnx.to_pure_dict(frozen),
                "batch_stats": nnx.to_pure_dict(batch_stats)}
@@ -77,8 +91,10 @@ def with_items(setup: Setup, state: TrainState, weights: dict, train: dict | Non
                                                  dict(weights["head"]["params"]), state.params["head"])
         replace["head_state"] = weights["head"].get("state", state.head_state)
     if train is not None:
-        extra = {k: v for k, v in train.items() if k not in ("step", "rng", "opt")}
+        extra = {k: v for k, v in train.items() if k not in ("step", "rng", "opt", TRAINED_BACKBONE)}
         replace.update(step=train["step"], rng=train["rng"], opt=train["opt"], extra=extra)
+    else:
+        replace["extra"] = setup.initial_extra(replace["params"]["backbone"], replace["batch_stats"])
     return jax.device_put(state.replace(**replace), setup.shardings)
 
 

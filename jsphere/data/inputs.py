@@ -71,7 +71,8 @@ def read_landmarks(path: Path, files: list[str] | None, count: int) -> np.ndarra
 
 
 def load_inputs(input_path: str, landmarks: str | None = None, *, flag: str = "--input") -> np.ndarray:
-    """The aligned images of ``input_path`` (the value of the command's ``flag``)."""
+    """The aligned images of ``input_path`` (the value of the command's ``flag``): uint8 [N, 112, 112, 3] RGB, from a
+    folder, a list file or a ``.npy``; ``landmarks`` (a text file or a ``.npy`` [N, 5, 2]) aligns unaligned ones."""
     path = Path(input_path)
     if not path.exists():
         raise FileNotFoundError(f"{flag} {path} does not exist")

@@ -40,6 +40,9 @@ MAT_FILE_MAGIC = b"MATLAB"
 
 @dataclasses.dataclass
 class PairList:
+    """A pair file as read: the images it names, its pairs of indices into them, same/different labels, where it
+    was read from, its protocol folds and its form."""
+
     paths: list[str]  # unique image paths (absolute), sorted
     pairs: np.ndarray  # int [P, 2] indices into ``paths``
     labels: np.ndarray  # bool [P]

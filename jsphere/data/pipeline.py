@@ -32,6 +32,9 @@ MAX_CONSECUTIVE_CORRUPT = 64
 
 @dataclasses.dataclass
 class DataInfo:
+    """Facts about a training source: its identity count, image count and identity names (label i is
+    ``class_names[i]``)."""
+
     num_classes: int
     num_images: int
     class_names: list[str]
@@ -127,7 +130,9 @@ class GroupedBatch:
 
 def make_train_iterator(data_cfg: Mapping[str, Any], *, global_batch_size: int, seed: int, process_index: int = 0,
                         process_count: int = 1) -> tuple[Any, DataInfo]:
-    """This process's infinite, checkpointable iterator over training batches, and facts about the data."""
+    """This process's infinite, checkpointable iterator over training batches, and facts about the data. Each batch
+    is this process's slice of the global one: ``{'image': float32 [b, 112, 112, 3] in [-1, 1], 'label': int32 [b],
+    'corrupt': [b]}`` with b = ``global_batch_size / process_count``; ``data_cfg`` is a run config's ``data``."""
     cfg = dict(data_cfg)
     source = open_source(cfg["source"], cfg.get("data_dir"), cfg.get("format", "auto"))
     noise = dict(cfg.get("label_noise") or {})

@@ -29,6 +29,8 @@ SET_TYPES = ("pairs", "bin", "ijb")
 
 @dataclasses.dataclass
 class Result:
+    """A set's metrics (``{'ACC': ..., 'EER': ..., ...}``, percentages) and its ROC curve: ``fpr``, ``tpr`` [K]."""
+
     metrics: dict[str, float]
     fpr: np.ndarray
     tpr: np.ndarray
@@ -46,7 +48,8 @@ def check_set(set_cfg: Mapping[str, Any], where: str) -> None:
 
 
 class PairEvaluator:
-    """Verification on a pair set (pair file or ``.bin``), read once."""
+    """Verification on a pair set (pair file or ``.bin``), read once; ``evaluator(embedder) -> Result`` embeds the
+    set's images [N, 112, 112, 3] with a ``jsphere.Embedder`` and scores its pairs (both protocols)."""
 
     def __init__(self, set_cfg: Mapping[str, Any], eval_cfg: Mapping[str, Any] | None = None):
         eval_cfg = eval_cfg or {}
@@ -78,7 +81,7 @@ class PairEvaluator:
 
 class IJBEvaluator:
     """IJB-B/C 1:1 verification and 1:N identification; the meta files are read once (the crops, too many to
-    keep, are read, aligned and embedded on every call)."""
+    keep, are read, aligned and embedded on every call: ``evaluator(embedder) -> Result``)."""
 
     def __init__(self, set_cfg: Mapping[str, Any], eval_cfg: Mapping[str, Any] | None = None):
         self.set_cfg, self.eval_cfg = dict(set_cfg), dict(eval_cfg or {})

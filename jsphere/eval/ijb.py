@@ -73,7 +73,8 @@ def verification_scores(ids: np.ndarray, feats: np.ndarray, pairs: np.ndarray, c
 
 
 def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS) -> dict[str, float]:
-    """TAR (x 100) at each FAR, interpolated and nearest-point, labelled."""
+    """TAR (x 100) at each FAR of similarity ``scores`` [P] for boolean ``labels`` [P], interpolated and
+    nearest-point, labelled."""
     fpr, tpr, _ = metrics.roc_curve(np.asarray(labels, bool), scores)
     out = {}
     for far in fars:

@@ -15,6 +15,8 @@ from jsphere.data.pair_files import LFW_IMAGE, read_pair_list
 
 @dataclasses.dataclass
 class PairSet:
+    """A verification set in memory: its images, and its pairs of image indices with same/different labels."""
+
     name: str
     images: np.ndarray  # uint8 [N, 112, 112, 3]
     pairs: np.ndarray  # int [P, 2]

@@ -32,7 +32,7 @@ def fpr_key(fpr: float) -> str:
 
 def opensphere_metrics(scores: np.ndarray, labels: np.ndarray, fprs: Sequence[float] = OPENSPHERE_V1_FPRS
                        ) -> dict[str, float]:
-    """ACC, EER, AUC and TPR@FPR (x 100) of similarity ``scores`` for boolean ``labels`` (True = same)."""
+    """ACC, EER, AUC and TPR@FPR (x 100) of similarity ``scores`` [P] for boolean ``labels`` [P] (True = same)."""
     scores = np.asarray(scores, np.float64)
     labels = np.asarray(labels, bool)
     if scores.shape != labels.shape or scores.ndim != 1:
@@ -57,7 +57,8 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 def kfold_accuracy(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, nfolds: int = 10,
                    folds: np.ndarray | None = None) -> dict[str, float]:
-    """insightface's 10-fold accuracy: ``acc_mean``, ``acc_std`` (x 100) and the mean chosen threshold.
+    """insightface's 10-fold accuracy of pairs of embeddings ``emb1``, ``emb2`` [P, D] (normalised here) with
+    ``issame`` [P] bool: ``acc_mean``, ``acc_std`` (x 100) and the mean chosen threshold.
 
     ``folds`` (the fold index of each pair, e.g. ``PairList.folds``) replaces the ``nfolds`` contiguous folds.
     """
@@ -87,12 +88,12 @@ def kfold_accuracy(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, nfold
 
 
 def xnorm(embeddings: np.ndarray) -> float:
-    """Mean L2 norm of raw (un-normalised) embeddings, as insightface logs it."""
+    """Mean L2 norm of raw (un-normalised) embeddings [N, D], as insightface logs it."""
     return float(np.mean(np.linalg.norm(np.asarray(embeddings, np.float64), axis=-1)))
 
 
 def angular_fisher_score(features: np.ndarray, labels: np.ndarray) -> float:
-    """SphereFace appendix E: S_w / S_b (lower is better) with
+    """SphereFace appendix E, of ``features`` [N, D] with class ``labels`` [N]: S_w / S_b (lower is better) with
     S_w = sum_i sum_{x in X_i} (1 - cos<x, m_i>),  S_b = sum_i n_i (1 - cos<m_i, m>)."""
     features = np.asarray(features, np.float64)
     labels = np.asarray(labels)

@@ -42,6 +42,11 @@ class Head:
     ``class_shardable``: whether ``heads.sharded.ShardedHead`` may split the head's classes over devices (its
     ``forward`` does every reduction over classes with ``axis``); a head whose loss needs the whole class axis at
     once, or that has no class centres, says False.
+    ``stochastic``: whether the loss draws random numbers (ElasticFace's per-sample margins). Such a head is
+    given a PRNG key: ``loss(..., key=key)`` passes it to ``forward(..., axis, key)`` (a ``MarginSoftmax`` head
+    reads it as ``ctx.key``). The train step derives it from the state's RNG, the step and a stream of the
+    head's own (``trainers.head_key``), so the draws are reproducible and the same on 1 or N devices, dense or
+    class-sharded, as long as the head draws per sample (shape [B]), not per class.
     Subclasses set ``name``, ``defaults`` (every hyper-parameter with OpenSphere's default), ``bounds`` (the
     valid range of each numeric hyper-parameter, checked at construction) and implement
     ``forward(params, state, x, labels, step, axis)``, where ``axis`` does every reduction over classes; a head
@@ -56,6 +61,7 @@ class Head:
     PROJECT_CENTRES: ClassVar[bool] = True
     CENTRE_INIT_STD: ClassVar[float | None] = None  # None: xavier-normal
     class_shardable: ClassVar[bool] = True
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, *, project_centres: bool | None = None, init_std: float | None = None, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))
@@ -118,13 +124,28 @@ class Head:
 
     # ----------------------------------------------------------------------------------------- loss
     def loss(self, params: Params, state: State, embeddings: jax.Array, labels: jax.Array,
-             step: jax.Array | int) -> tuple[jax.Array, State, dict[str, jax.Array]]:
+             step: jax.Array | int, key: jax.Array | None = None) -> tuple[jax.Array, State, dict[str, jax.Array]]:
+        """(loss [], new state, aux metrics {name: []}) of embeddings [B, D] and integer labels [B]; ``key`` (a
+        PRNG key) is required by a ``stochastic`` head and ignored by the others."""
         self.check_inputs(params, embeddings, labels)
         x = embeddings.astype(jnp.promote_types(embeddings.dtype, jnp.float32))
-        return self.forward(params, state, x, labels, jnp.asarray(step), ClassAxis(self.num_classes(params)))
+        return self.forward(params, state, x, labels, jnp.asarray(step), ClassAxis(self.num_classes(params)),
+                            **self.key_argument(key))
+
+    def key_argument(self, key: jax.Array | None) -> dict[str, jax.Array]:
+        """``{'key': key}`` for a stochastic head (which refuses None), ``{}`` for the others, whose ``forward``
+        takes no key."""
+        if not self.stochastic:
+            return {}
+        if key is None:
+            raise ValueError(f"head {self.name!r} draws random numbers: pass a PRNG key to its loss (loss(..., "
+                             "key=...); the train step passes trainers.head_key(state))")
+        return {"key": key}
 
     def forward(self, params: Params, state: State, x: jax.Array, labels: jax.Array, step: jax.Array,
                 axis: ClassAxis) -> tuple[jax.Array, State, dict[str, jax.Array]]:
+        """The loss of normalised-or-not embeddings ``x`` [B, D]; every reduction over classes goes through
+        ``axis``. A ``stochastic`` head's ``forward`` takes one more argument, ``key``."""
         raise NotImplementedError
 
     def check_inputs(self, params: Params, embeddings: jax.Array, labels: jax.Array) -> None:

@@ -11,6 +11,10 @@ A head subclasses ``MarginSoftmax`` and writes ``logits(cos, onehot, ctx)``. One
 more metrics or adds a regulariser writes ``margined(cos, onehot, ctx)`` and returns a ``Margined`` instead. The
 template does the one-hot, the cross-entropy through the ``ClassAxis`` (so every such head also runs
 class-sharded) and the aux metrics every head reports: ``cos_target`` and the feature-norm mean and std.
+
+A head whose logits draw random numbers sets ``stochastic = True`` and reads its PRNG key as ``ctx.key`` (see
+``base.Head``); the same key reaches every device of a class-sharded head, so draws of per-sample values (shape
+[B]) are the dense head's.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class MarginContext:
     state: State  # running values before this step
     params: Params
     axis: ClassAxis  # every reduction over classes goes through it
+    key: jax.Array | None = None  # a PRNG key of this step for a ``stochastic`` head; None for the others
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +72,10 @@ class MarginSoftmax(Head):
         return jnp.mean(ce)
 
     def forward(self, params: Params, state: State, x: jax.Array, labels: jax.Array, step: jax.Array,
-                axis: ClassAxis) -> tuple[jax.Array, State, dict[str, jax.Array]]:
+                axis: ClassAxis, key: jax.Array | None = None) -> tuple[jax.Array, State, dict[str, jax.Array]]:
         cos = self.cosines(params, x)
         onehot = axis.one_hot(labels, cos.dtype)
-        out = self.margined(cos, onehot, MarginContext(x, labels, step, state, params, axis))
+        out = self.margined(cos, onehot, MarginContext(x, labels, step, state, params, axis, key))
         loss = self.weighted_ce(softmax_cross_entropy(out.logits, onehot, axis))
         if out.penalty is not None:
             loss = loss + out.penalty

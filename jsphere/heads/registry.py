@@ -12,6 +12,7 @@ from jsphere.heads.base import Head
 from jsphere.heads.combined_margin import CombinedMargin
 from jsphere.heads.cosface import CosFace
 from jsphere.heads.curricularface import CurricularFace
+from jsphere.heads.elasticface import ElasticArcFace, ElasticCosFace
 from jsphere.heads.gasoftmax import GASoftmax
 from jsphere.heads.gbcosface import GBCosFace
 from jsphere.heads.magface import MagFace
@@ -28,7 +29,7 @@ from jsphere.heads.uniface import UniFace
 _HEADS: dict[str, type[Head]] = {cls.name: cls for cls in (
     Softmax, CocoLoss, SphereFace, SphereFacePlus, GASoftmax, SphereFaceRH, SphereFaceRS, SphereFaceRN,
     SphereFace2, ArcFace, CosFace, CombinedMargin, SimPLE, GBCosFace, SVSoftmax, ASoftmaxCaffe,
-    CurricularFace, MagFace, AdaFace, SubcenterArcFace, UniFace,
+    CurricularFace, MagFace, AdaFace, SubcenterArcFace, UniFace, ElasticArcFace, ElasticCosFace,
 )}
 ALIASES = {"normface": "cocoloss", "amsoftmax": "cosface"}
 
@@ -40,6 +41,7 @@ def register(cls: type[Head]) -> type[Head]:
 
 
 def names() -> list[str]:
+    """Every name ``build`` accepts: the heads' names, then the aliases."""
     return sorted(_HEADS) + sorted(ALIASES)
 
 

@@ -160,7 +160,7 @@ class ShardedHead:
         return self.head.project(params)
 
     # ---------------------------------------------------------------------------------------------- loss
-    def _local_loss(self, params, state, x, labels, step):
+    def _local_loss(self, params, state, x, labels, step, *key):
         index = jax.lax.axis_index(AXIS)
         x, labels = _gather_batch(x, index, self.devices), _gather_batch(labels, index, self.devices)
         k = int(self.head.centre_rows(1))
@@ -172,8 +172,8 @@ class ShardedHead:
         if self.sample_rate < 1.0:
             keep = min(c_local, max(int(self.sample_rate * c_local), min(labels.shape[0], c_local)))
             positive = jnp.zeros((c_local,), bool).at[jnp.where(mine, local, c_local)].set(True, mode="drop")
-            key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), step), index)
-            score = jax.random.uniform(key, (c_local,)) + 2.0 * positive
+            sample_key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), step), index)
+            score = jax.random.uniform(sample_key, (c_local,)) + 2.0 * positive
             score = jnp.where(valid, score, -1.0)
             chosen = jnp.sort(jax.lax.top_k(score, keep)[1])
             params = {name: (v.reshape((c_local, k) + v.shape[1:])[chosen].reshape((keep * k,) + v.shape[1:])
@@ -183,11 +183,14 @@ class ShardedHead:
             mine = mine & (chosen[jnp.clip(position, 0, keep - 1)] == local)
             local = position
         axis = ShardedClassAxis(self.num_classes, jnp.where(mine, local, -1), valid)
-        return self.head.forward(params, state, x, labels, step, axis)
+        return self.head.forward(params, state, x, labels, step, axis, *key)
 
-    def loss(self, params, state, embeddings, labels, step):
-        """Same contract as ``Head.loss``; embeddings/labels sharded (or replicated) along the batch."""
+    def loss(self, params, state, embeddings, labels, step, key=None):
+        """Same contract as ``Head.loss``; embeddings/labels sharded (or replicated) along the batch. A stochastic
+        head's ``key`` reaches every device whole, so each draws what the dense head draws for the global batch."""
         x = embeddings.astype(jnp.promote_types(embeddings.dtype, jnp.float32))
+        key = tuple(self.head.key_argument(key).values())
         fn = jax.shard_map(self._local_loss, mesh=self.mesh,
-                           in_specs=(self.specs(params), P(), P(AXIS), P(AXIS), P()), out_specs=(P(), P(), P()))
-        return fn(params, state, x, labels, jnp.asarray(step))
+                           in_specs=(self.specs(params), P(), P(AXIS), P(AXIS), P()) + (P(),) * len(key),
+                           out_specs=(P(), P(), P()))
+        return fn(params, state, x, labels, jnp.asarray(step), *key)

@@ -19,8 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from jsphere.trainers.state import Setup, TrainState
-from jsphere.trainers.step import LossOutput
+from jsphere.trainers.state import LossOutput, Setup, Trainer, TrainState
 
 
 def init_extra(config: ml_collections.ConfigDict, backbone: dict, batch_stats: dict, key: jax.Array) -> dict:
@@ -63,3 +62,6 @@ def finish(setup: Setup, state: TrainState) -> TrainState:
     ema = state.extra["ema"]
     params = jax.tree.map(lambda e, p: m * e + (1.0 - m) * p, ema["params"], state.params["backbone"])
     return state.replace(extra={**state.extra, "ema": {**ema, "params": params}})
+
+
+TRAINER = Trainer(loss=loss, init_extra=init_extra, prepare=prepare, finish=finish, head="simple")

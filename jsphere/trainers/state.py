@@ -1,13 +1,14 @@
-"""The training state and the static setup of a run.
+"""What a training run is made of: its state (``TrainState``), its static setup (``Setup``) and its trainer
+(``Trainer``: a loss function and optional hooks; ``LossOutput``: what the loss returns besides the scalar).
 
-``Setup`` is immutable: the NNX graph definitions, the head (class-sharded or not), the optimizer and the
-schedule, and the sharding of every state leaf, declared from ``jax.eval_shape`` of the state's creation and
-the head's specs. ``init_state`` creates the state directly in those shardings (``jit`` with
-``out_shardings``, as big_vision does), so no leaf ever sits unsharded on one device.
+``Setup`` is immutable: the backbone's NNX graph definitions, the head (class-sharded or not), the optimizer, the
+trainer, and the sharding of every state leaf. ``trainers.build_setup`` makes one from a model, a head and an
+optimizer; ``trainers.make_setup`` from a run's config, through ``build_setup``.
 
-``config.model.dtype`` is the trunk's compute dtype; every trainable parameter (the head's too) and the
-optimizer state are stored in ``models.param_dtype`` of it: float32, or float64 for ``'float64'`` (which needs
-64-bit JAX: ``JAX_ENABLE_X64=1`` or ``jax.enable_x64(True)``).
+A step rebuilds the backbone from the state's arrays with ``Setup.merge``, which merges with ``copy=True``: a
+hand-written ``jax.jit`` function that calls ``nnx.merge`` on traced arrays without it fails with
+``TraceContextError: Cannot mutate BatchStat from a different trace level`` as soon as BatchNorm updates its
+statistics.
 """
 
 from __future__ import annotations
@@ -17,27 +18,27 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import optax
 from flax import nnx, struct
 
-from jsphere import heads as heads_lib
-from jsphere import models, optim, parallel
+from jsphere import models, parallel
+from jsphere.heads.base import Head
 from jsphere.heads.sharded import ShardedHead
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
 SPLIT = (nnx.Param, models.FrozenParam, nnx.BatchStat, ...)
 
 
 @struct.dataclass
 class TrainState:
-    """Everything a step reads and writes. ``extra`` holds a trainer's own state (SimPLE: EMA encoder, bank);
-    ``rest`` the model's non-weight variables (dropout RNG streams), never saved."""
+    """Everything a step reads and writes. ``params``: ``{'backbone': ..., 'head': ...}``, what the optimizer
+    updates (nested dicts of arrays); ``batch_stats``: the backbone's BatchNorm statistics; ``extra``: a trainer's
+    own state (SimPLE: EMA encoder, bank; an EMA of the weights); ``rest``: the model's non-weight variables
+    (dropout RNG streams), never saved; ``rng``: raw key data every step's keys derive from."""
 
-    step: jax.Array
+    step: jax.Array  # [] int32: updates done so far
     rng: jax.Array  # raw key data
-    params: dict  # {'backbone': ..., 'head': ...}: what the optimizer updates
+    params: dict
     frozen: dict
     batch_stats: dict
     head_state: dict
@@ -46,27 +47,85 @@ class TrainState:
     rest: Any
 
 
-ExtraInit = Callable[[ml_collections.ConfigDict, dict, dict, jax.Array], dict]
+@struct.dataclass
+class LossOutput:
+    """What a trainer's loss returns besides the scalar: the head's new state, the head's metrics (reported as
+    ``head/<name>``), its new extra state, and metrics of its own (reported under their own names)."""
+
+    head_state: dict
+    aux: dict[str, jax.Array]
+    extra: dict
+    metrics: dict[str, jax.Array] = struct.field(default_factory=dict)
+
+
+# init_extra(config, backbone_params, batch_stats, key) -> extra: a trainer's own state at step 0 (``config`` is
+# the run's config, None when the setup was built without one).
+ExtraInit = Callable[[ml_collections.ConfigDict | None, dict, dict, jax.Array], dict]
+# prepare(setup, state, batch, key) -> context: what a trainer computes before the differentiated part (SimPLE:
+# the EMA encoder's features), with ``key`` a fresh key of this step for the trainer.
+Prepare = Callable[["Setup", TrainState, dict, jax.Array], Any]
+# loss(setup, model, params, state, batch, context) -> (loss, LossOutput); ``model`` is the online backbone in
+# train mode, ``params`` the projected trainable parameters.
+LossFn = Callable[["Setup", nnx.Module, dict, TrainState, dict, Any], tuple[jax.Array, LossOutput]]
+# finish(setup, state) -> state, or (state, metrics): what a trainer updates after the optimizer.
+Finish = Callable[["Setup", TrainState], "TrainState | tuple[TrainState, dict[str, jax.Array]]"]
+# eval_weights(setup, state) -> {'params': backbone params, 'batch_stats': its statistics (optional)}: the
+# backbone weights to evaluate and export, in the layout of ``state.params['backbone']`` / ``state.batch_stats``.
+EvalWeights = Callable[["Setup", TrainState], dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """A trainer: its ``loss``; optionally the state it adds (``init_extra``), what it computes before the
+    differentiated part (``prepare``), what it updates after the optimizer and the metrics that adds (``finish``),
+    and the backbone weights to evaluate and export (``eval_weights``: an EMA's; validation during training,
+    ``--mode=eval``, ``jsphere.embed``, the exporters and ``Embedder.from_checkpoint`` all see them, since
+    checkpoints save them as the run's weights). ``head``: the one head it trains (None: any classifier head);
+    that head then trains with this trainer only. The hooks' signatures are the aliases of this module."""
+
+    loss: LossFn
+    init_extra: ExtraInit | None = None
+    prepare: Prepare | None = None
+    finish: Finish | None = None
+    eval_weights: EvalWeights | None = None
+    head: str | None = None
+
+
+def initial_extra(trainer: Trainer, config: ml_collections.ConfigDict | None, seed: int, backbone: dict,
+                  batch_stats: dict) -> dict:
+    """The trainer's own state at step 0 for these backbone weights (its ``init_extra``; {} without it), drawn
+    from the run's ``seed``."""
+    if trainer.init_extra is None:
+        return {}
+    return trainer.init_extra(config, backbone, batch_stats, jax.random.fold_in(jax.random.key(seed), 3))
 
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
-    config: ml_collections.ConfigDict
+    """The static part of a run: see the module docstring. ``create()`` builds the initial ``TrainState`` (traced
+    under jit, see ``trainers.init_state``); ``schedule(step)`` is the learning rate reported as ``lr`` (None:
+    none reported); ``config`` the run's config (None when built without one)."""
+
     mesh: jax.sharding.Mesh
     num_classes: int
-    head: heads_lib.Head | ShardedHead
+    head: Head | ShardedHead
     tx: optax.GradientTransformation
-    schedule: Callable[[Any], Any]
+    trainer: Trainer
     graphdef: nnx.GraphDef
     eval_graphdef: nnx.GraphDef
     param_count: int
-    create: Callable[[], TrainState]  # builds the initial state (traced under jit)
+    embed_dim: int
+    seed: int
+    create: Callable[[], TrainState]
     shardings: TrainState
+    schedule: Callable[[Any], Any] | None = None
+    config: ml_collections.ConfigDict | None = None
 
     def merge(self, params: dict, frozen: dict, batch_stats: dict, rest: Any, *, train: bool = True,
               dropout_key: jax.Array | None = None) -> nnx.Module:
-        """The backbone as an NNX module; ``dropout_key`` reseeds its RNG streams (dropout), so a step that
-        passes a new key draws new masks."""
+        """The backbone as an NNX module (merged with ``copy=True``, so it may run inside any jit); ``train=False``
+        gives it in eval mode; ``dropout_key`` reseeds its RNG streams (dropout), so a step that passes a new key
+        draws new masks."""
         model = nnx.merge(self.graphdef if train else self.eval_graphdef, params, frozen, batch_stats, rest, copy=True)
         if dropout_key is not None:
             tags = {node.tag for _, node in nnx.iter_graph(model) if isinstance(node, nnx.RngStream)}
@@ -74,70 +133,20 @@ class Setup:
                 nnx.reseed(model, **{tag: jax.random.fold_in(dropout_key, i) for i, tag in enumerate(sorted(tags))})
         return model
 
+    def eval_model(self, state: TrainState) -> nnx.Module:
+        """The backbone to evaluate and export, in eval mode: the trainer's ``eval_weights`` when it has them (an
+        EMA's), the trained weights otherwise."""
+        params, batch_stats = state.params["backbone"], state.batch_stats
+        if self.trainer.eval_weights is not None:
+            chosen = self.trainer.eval_weights(self, state)
+            params, batch_stats = chosen["params"], chosen.get("batch_stats", batch_stats)
+        return self.merge(params, state.frozen, batch_stats, state.rest, train=False)
+
+    def initial_extra(self, backbone: dict, batch_stats: dict) -> dict:
+        """The trainer's own state for these backbone weights, as at step 0 (``config.init_from`` replaces the
+        weights after the state was created)."""
+        return initial_extra(self.trainer, self.config, self.seed, backbone, batch_stats)
+
     @property
     def replicated(self) -> jax.sharding.NamedSharding:
         return parallel.replicated(self.mesh)
-
-
-def build_backbone(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> models.Backbone:
-    model = models.build(config.model.name, embed_dim=config.model.embed_dim, rngs=nnx.Rngs(config.seed),
-                         dtype=DTYPES[config.model.dtype], **config.model.kwargs.to_dict())
-    if config.model.bn_per_device:
-        models.set_bn_stat_groups(model, mesh.devices.size)
-    return model
-
-
-def build_head(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_classes: int,
-               saved_rows: int | None = None) -> heads_lib.Head | ShardedHead:
-    head = heads_lib.from_config(config.head)
-    if config.head.sharded:
-        head = ShardedHead(head, mesh, num_classes, config.model.embed_dim, sample_rate=config.head.sample_rate,
-                           seed=config.seed, rows=saved_rows)
-    return head
-
-
-def make_setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_classes: int,
-               init_extra: ExtraInit | None = None, saved_head_rows: int | None = None) -> Setup:
-    """The setup of a run; ``init_extra(config, backbone_params, batch_stats, key)`` adds a trainer's state."""
-    head = build_head(config, mesh, num_classes, saved_head_rows)
-    tx, schedule = optim.make_optimizer(config.optim, config.total_steps)
-    abstract = nnx.eval_shape(lambda: build_backbone(config, mesh))
-    abstract.train()
-    graphdef = nnx.split(abstract, *SPLIT)[0]
-    abstract.eval()
-    eval_graphdef = nnx.split(abstract, *SPLIT)[0]
-
-    def create() -> TrainState:
-        model = build_backbone(config, mesh)
-        model.train()
-        _, params, frozen, batch_stats, rest = nnx.split(model, *SPLIT)
-        key = jax.random.key(config.seed)
-        if isinstance(head, ShardedHead):
-            head_params, head_state = head.init(jax.random.fold_in(key, 1))
-        else:
-            head_params, head_state = head.init(jax.random.fold_in(key, 1), config.model.embed_dim, num_classes)
-        wide = models.param_dtype(DTYPES[config.model.dtype])  # heads draw float32 centres
-        head_params = jax.tree.map(lambda a: a.astype(wide) if jnp.issubdtype(a.dtype, jnp.floating) else a,
-                                   head_params)
-        trainable = {"backbone": nnx.to_pure_dict(params), "head": head_params}
-        batch_stats = nnx.to_pure_dict(batch_stats)
-        extra = init_extra(config, trainable["backbone"], batch_stats, jax.random.fold_in(key, 3)) \
-            if init_extra else {}
-        return TrainState(step=jnp.zeros((), jnp.int32), rng=jax.random.key_data(jax.random.fold_in(key, 2)),
-                          params=trainable, frozen=nnx.to_pure_dict(frozen), batch_stats=batch_stats,
-                          head_state=head_state, opt=tx.init(trainable), extra=extra, rest=rest)
-
-    shapes = jax.eval_shape(create)
-    replicated = parallel.replicated(mesh)
-    if isinstance(head, ShardedHead):
-        shardings = jax.tree_util.tree_map_with_path(lambda path, leaf: head.sharding_of(path, leaf.shape), shapes)
-    else:
-        shardings = jax.tree.map(lambda _: replicated, shapes)
-    return Setup(config=config, mesh=mesh, num_classes=num_classes, head=head, tx=tx, schedule=schedule,
-                 graphdef=graphdef, eval_graphdef=eval_graphdef, param_count=models.param_count(abstract),
-                 create=create, shardings=shardings)
-
-
-def init_state(setup: Setup) -> TrainState:
-    """The initial state, created in its declared shardings."""
-    return jax.jit(setup.create, out_shardings=setup.shardings)()

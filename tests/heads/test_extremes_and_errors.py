@@ -17,7 +17,9 @@ def _finite(tree):
 
 
 def _loss_and_grads(head, params, state, x, y):
-    return jax.value_and_grad(lambda p, x: head.loss(p, state, x, y, 0)[0], argnums=(0, 1))(params, x)
+    """A key for the heads that draw random numbers (ElasticFace's margins); the others ignore it."""
+    key = jax.random.key(0)
+    return jax.value_and_grad(lambda p, x: head.loss(p, state, x, y, 0, key=key)[0], argnums=(0, 1))(params, x)
 
 
 @pytest.mark.parametrize("name", CLASS_HEADS)
@@ -62,7 +64,7 @@ def test_sphereface_plus_mhe_is_zero_for_one_class_and_positive_otherwise():
 
 
 @pytest.mark.parametrize("name", ["arcface", "cosface", "sphereface", "curricularface", "magface", "adaface",
-                                  "combined_margin", "subcenter_arcface"])
+                                  "combined_margin", "subcenter_arcface", "elastic_arcface", "elastic_cosface"])
 def test_float32_at_scale_64_is_stable_for_confident_and_wrong_predictions(name):
     head = heads.build(name, s=64.0)
     params, state = head.init(jax.random.key(0), 512, 1000)
@@ -136,6 +138,8 @@ def test_invalid_choice_is_named():
     ("arcface", dict(m="0.5"), "m='0.5' must be a number"),
     ("magface", dict(l_a=120.0), "needs l_a < u_a"),
     ("gbcosface", dict(min_v=0.8), "min_v=0.8 is above max_v=0.7"),
+    ("elastic_arcface", dict(std=-0.1), "std=-0.1 must be a number >= 0"),
+    ("elastic_cosface", dict(plus_order="sorted"), "plus_order='sorted' is not one of"),
 ])
 def test_hyper_parameters_outside_their_range_are_refused(name, hparams, fragment):
     with pytest.raises(ValueError) as error:
