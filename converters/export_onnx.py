@@ -14,11 +14,13 @@ embed the same rendered faces and must agree (min cosine >= 0.99999). Needs ``pi
 
 from __future__ import annotations
 
+from converters.core import arguments
 from converters.onnx_format import onnx_export
 from jsphere import cli, outputs
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments.import_requested(argv)
     p = cli.ArgumentParser(prog="converters.export_onnx", description=__doc__)
     p.add_argument("--ckpt", required=True, help="jsphere checkpoint (workdir, converted model)")
     p.add_argument("--out", required=True, help="model.onnx")
@@ -27,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"ONNX opset, {onnx_export.OPSETS[0]} to {onnx_export.OPSETS[-1]} (default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
     outputs.add_overwrite_argument(p)
+    arguments.add_import_argument(p)
     a = p.parse_args(argv)
     figures = onnx_export.export(a.ckpt, a.out, step=a.step, opset=a.opset, check=not a.no_verify,
                                  overwrite=a.overwrite)

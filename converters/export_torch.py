@@ -23,18 +23,20 @@ Files are written under a temporary name and renamed when complete; an existing 
 
 from __future__ import annotations
 
-from converters.core import layouts
+from converters.core import arguments, layouts
 from converters.pth_format import pth_export
 from jsphere import checkpoint, cli, outputs
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments.import_requested(argv)
     p = cli.ArgumentParser(prog="converters.export_torch", description=__doc__)
     p.add_argument("--ckpt", required=True)
     p.add_argument("--layout", required=True, choices=layouts.LAYOUTS)
     p.add_argument("--out", required=True)
     p.add_argument("--step", type=int, default=None)
     outputs.add_overwrite_argument(p)
+    arguments.add_import_argument(p)
     a = p.parse_args(argv)
     for path in pth_export.export(a.ckpt, a.layout, a.out, a.step, overwrite=a.overwrite):
         print(f"wrote {path}")

@@ -35,9 +35,11 @@ from jsphere import cli, outputs
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments.import_requested(argv)  # a backbone of one's own, for --arch
     p = cli.ArgumentParser(prog="converters.import_onnx", description=__doc__)
     p.add_argument("--onnx", required=True, help="model.onnx")
     arguments.add_model_arguments(p)
+    arguments.add_import_argument(p)
     p.add_argument("--out", required=True)
     conventions.add_argument(p, "the graph's own preprocessing, else rgb (a graph does not say its channel "
                                 "order)")

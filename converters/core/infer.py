@@ -23,6 +23,7 @@ import numpy as np
 from converters.core import keys
 from converters.core.found import Found, depth_of, mobilefacenet_name, sfnet_width
 from converters.core.infer_ir import ir_family, mobilefacenet_relu6
+from converters.core.infer_registered import registered
 from jsphere.models import iresnet, sfnet
 
 
@@ -116,6 +117,10 @@ def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
     if "patch_embed.proj.weight" in sd:
         raise ValueError(f"{where}: an arcface_torch ViT (patch_embed, blocks.N.attn ...); jsphere has no ViT backbone "
                          f"yet. Backbones it reads: {'; '.join(FAMILIES)}")
+    own = registered(sd)
+    if own:
+        return own
     raise ValueError(f"{where}: the keys fit no jsphere backbone: {len(sd)} tensors, first keys {keys.first_keys(sd)}. "
-                     f"Backbones jsphere reads: {'; '.join(FAMILIES)}. If it is one of them with other key names "
-                     "or a prefix, re-save its state_dict with the reference names.")
+                     f"Backbones jsphere reads: {'; '.join(FAMILIES)}, and those registered with "
+                     "@jsphere.models.register (--import MODULE). If it is one of them with other key names or a "
+                     "prefix, re-save its state_dict with the reference names.")

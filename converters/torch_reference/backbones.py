@@ -5,19 +5,27 @@ Written from the reference code: OpenSphere's ``model/backbone/sfnet.py`` / ``sf
 foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_reference.ir``), so that
 released ``.pth`` files load with ``strict=True``. Used by ``converters.check``, the export path and the
 benchmarks; ``build(name, embed_dim=512)`` mirrors ``jsphere.models.build``. Input NCHW in [-1, 1].
+
+A backbone registered in jsphere (``jsphere.models.register``) is exported through the PyTorch twin registered
+here under the same name (``register``); ``has_definition`` tells which backbones can be exported.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from converters.torch_reference import ir
+from jsphere import models
 from jsphere.models.mobilefacenet_relu6 import SETTING as RELU6_SETTING
 from jsphere.models.sfnet import stage_channels
 
 SFNET_DEPTHS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 64: (3, 8, 16, 3)}
 IRESNET_DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 200: (6, 26, 60, 6)}
+SFNET_NAMES = frozenset(f"sfnet{d}{v}" for d in SFNET_DEPTHS for v in ("", "_bn", "_deprecated"))
 
 
 # ------------------------------------------------------------------------------------------------ SFNet
@@ -280,7 +288,11 @@ class MobileFaceNetReLU6(nn.Module):
         return x.reshape(x.shape[0], -1)
 
 
-def names() -> list[str]:
+_REGISTERED: dict[str, Callable[..., nn.Module]] = {}
+Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
+
+
+def _built_in() -> list[str]:
     out = []
     for d in SFNET_DEPTHS:
         out += [f"sfnet{d}", f"sfnet{d}_bn", f"sfnet{d}_deprecated"]
@@ -288,12 +300,51 @@ def names() -> list[str]:
         + ir.names()
 
 
+def register(name: str) -> Callable[[Factory], Factory]:
+    """Decorator: the PyTorch definition of the jsphere backbone registered as ``name``, a ``torch.nn.Module``
+    class (or a function returning one) called as ``factory(embed_dim, **kwargs)`` with the checkpoint's embedding
+    size and model keyword arguments. Its state_dict keys are the jsphere module tree's paths with PyTorch's leaf
+    names (``layers/0/kernel`` is ``layers.0.weight``; ``converters.core.mapping``) and it computes the same
+    function on NCHW input; the exporters fill it with a checkpoint's weights (``export_onnx`` checks that
+    onnxruntime and jsphere agree). Registering a name again replaces the earlier definition."""
+    if name in _built_in():
+        raise ValueError(f"backbone name {name!r} is one of jsphere's own backbones; its definition is built in")
+
+    def decorator(factory: Factory) -> Factory:
+        if not callable(factory):
+            raise TypeError(f"register({name!r}) decorates a torch.nn.Module class or a function returning one, "
+                            f"got {type(factory).__name__}")
+        _REGISTERED[name] = factory
+        return factory
+
+    return decorator
+
+
+def names() -> list[str]:
+    """Every backbone with a PyTorch definition: jsphere's own, then the registered ones."""
+    return _built_in() + list(_REGISTERED)
+
+
+def has_definition(name: str) -> bool:
+    """Whether backbone ``name`` has a PyTorch definition, i.e. whether it can be exported to ``.pth`` and ONNX."""
+    return name in _built_in() or name in _REGISTERED
+
+
+def missing_definition(name: str) -> str:
+    """What to say about a backbone jsphere knows but that has no PyTorch definition."""
+    return (f"backbone {name!r} is registered in jsphere but has no PyTorch definition, so it cannot be exported "
+            "(the exporters fill a PyTorch model with the checkpoint's weights): register one with "
+            f"@converters.torch_reference.backbones.register({name!r}) on a torch.nn.Module built as "
+            "Module(embed_dim, **kwargs), whose state_dict keys are the jsphere module paths (README: Write your own "
+            "backbone)")
+
+
 def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
     """The PyTorch reference model for a jsphere backbone name (same keyword arguments)."""
-    if name.startswith("sfnet"):
+    if name.startswith("sfnet") and name in SFNET_NAMES:
         depth, _, variant = name[5:].partition("_")
         return SFNet(int(depth), variant or "plain", embed_dim, **kwargs)
-    if name.startswith("iresnet"):
+    if name.startswith("iresnet") and name in _built_in():
         return IResNet(int(name[7:]), embed_dim, **kwargs)
     if name in MOBILEFACENETS:
         return MOBILEFACENETS[name](embed_dim, **kwargs)
@@ -301,4 +352,12 @@ def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
         return MobileFaceNetReLU6(embed_dim, **kwargs)
     if name in ir.names():
         return ir.build(name, embed_dim, **kwargs)
+    if name in _REGISTERED:
+        model = _REGISTERED[name](embed_dim, **kwargs)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the PyTorch definition registered as {name!r} returned a {type(model).__name__}, not a "
+                            "torch.nn.Module")
+        return model
+    if name in models.names():
+        raise ValueError(missing_definition(name))
     raise ValueError(f"unknown model {name!r}; valid names: {', '.join(names())}")
