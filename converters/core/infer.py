@@ -24,6 +24,7 @@ from converters.core import keys
 from converters.core.found import Found, depth_of, mobilefacenet_name, sfnet_width
 from converters.core.infer_ir import ir_family, mobilefacenet_relu6
 from converters.core.infer_registered import registered
+from converters.core.infer_unsupported import refuse_unsupported
 from jsphere.models import iresnet, sfnet
 
 
@@ -99,6 +100,7 @@ FAMILIES = (
 def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
     """Every backbone whose layout matches ``state_dict`` (a torch-named, prefix-free state_dict)."""
     sd = state_dict
+    refuse_unsupported(sd, where)
     if "layers.0.layers.0.weight" in sd and "conv_sep.layers.0.weight" in sd:
         return _mobilefacenet(sd, layout, where)
     if "input_layer.0.weight" in sd and "body.0.res_layer.0.weight" in sd:

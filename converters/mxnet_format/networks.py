@@ -28,6 +28,12 @@ UNNAMED_DEFAULTS = {("pre_fc1", "weight"): ("pre_fc1_weight", "fc1_weight")}
 # attention, SE's sigmoid gates, plain ReLU) means a variant jsphere has no layer for.
 KNOWN_OPS = {"Convolution", "BatchNorm", "FullyConnected", "elemwise_add", "_Plus", "_plus", "Dropout", "Flatten",
              *model_files.SCALAR_OPS}
+# insightface's symbol_utils.get_fc1(fc_type='GNAP'), "mobilefacenet++": what jsphere's MobileFaceNet lacks.
+GNAP_REFUSAL = ("insightface's fmobilefacenet with the GNAP output (fc_type 'GNAP', bn6f ...) is not a jsphere "
+                "architecture: jsphere's MobileFaceNet ends in the GDC output (conv_6dw7_7, pre_fc1, fc1); missing: "
+                "GNAP's norm-aware pooling (a fixed-scale BatchNorm bn6f, each position rescaled by the mean feature "
+                "norm over its norm, where MXNet's mean runs over the whole batch, so an embedding depends on the "
+                "images beside it; global average pooling; bn6w and pre_fc1 below 512-d, convx above)")
 MBF_STAGE1_GROUPS = 128  # arcface_torch's (and jsphere's) first Residual; insightface's y2 symbol uses 64
 
 
@@ -157,6 +163,8 @@ def to_torch_state_dict(params: dict[str, np.ndarray], symbol: model_files.Symbo
         raise ValueError(f"{where}: unknown MXNet network (parameters {shown} ...); supported: insightface "
                          f"{' and '.join(NETWORKS)} (model-y1-test2, y2, model-r34-amf, model-r50-am-lfw, "
                          "model-r100-ii and their siblings)")
+    if network.startswith("fmobilefacenet") and names.has("bn6f"):
+        raise ValueError(f"{where}: {GNAP_REFUSAL}")
     if symbol is not None:
         _check_operators(symbol, network, where)
     _, layers, defaults = NETWORKS[network]

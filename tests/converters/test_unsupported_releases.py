@@ -1,0 +1,90 @@
+"""Released models whose architecture jsphere does not have are refused naming exactly what is missing (before:
+"the keys fit no jsphere backbone", a missing-parameter message, or a layer-shape mismatch), and nothing is
+written. The files reproduce the real ones' key names, shapes and wrappers (``unsupported_layouts``, checked
+against the authors' classes), or for MXNet the names insightface's symbol code gives (``mxnet_zoo``)."""
+
+import numpy as np
+import pytest
+import torch
+
+from converters.mxnet_format import mxnet_import
+from converters.pth_format import pth_import
+from converters.torch_reference import backbones as torch_backbones
+from tests.converters import unsupported_layouts
+from tests.converters.mxnet_zoo import FMobileFaceNet, write_params
+
+
+def _import(tmp_path, state_dict, name="backbone.pth"):
+    torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}, tmp_path / name)
+    return pth_import.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("edgeface_xs_gamma_06", r"EdgeFace-XS \(timm edgenext_x_small with every Linear a LoRaLin low-rank pair, rank "
+                             r"ratio gamma ~ 0\.60\) is not a jsphere architecture: jsphere has no EdgeNeXt"),
+    ("edgeface_s_gamma_05", r"EdgeFace-S \(timm edgenext_small with every Linear a LoRaLin .* gamma ~ 0\.50\)"),
+    ("edgeface_xxs", r"EdgeFace-XXS \(timm edgenext_xx_small\) is not a jsphere architecture"),
+    ("edgeface_base", r"EdgeFace-Base \(timm edgenext_base\) is not a jsphere architecture"),
+])
+def test_edgeface_checkpoints_are_refused_naming_edgenext_and_loralin(tmp_path, name, says):
+    with pytest.raises(ValueError, match=says) as refused:
+        _import(tmp_path, unsupported_layouts.edgeface(name), f"{name}.pt")
+    assert "split depth-wise transposed attention" in str(refused.value)
+    assert ("LoRaLin layers (linear1 [rank, in] then linear2 [out, rank])" in str(refused.value)) == ("gamma" in name)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("version", "width", "stem"), [(1, 1.3, 20), (2, 1.0, 16)])
+def test_ghostfacenet_checkpoints_are_refused_naming_ghost_modules(tmp_path, version, width, stem):
+    with pytest.raises(ValueError, match=rf"GhostFaceNetV{version} \(the PyTorch port of GhostFaceNets, {stem}-channel "
+                                         r"stem, .*\) is not a jsphere architecture: jsphere has no GhostNet: missing "
+                                         r"its ghost modules") as refused:
+        _import(tmp_path, unsupported_layouts.ghostfacenet(version, width))
+    assert ("DFC attention" in str(refused.value)) == (version == 2)
+
+
+def test_a_keras_h5_file_is_refused_as_keras_not_as_a_broken_pickle(tmp_path):
+    """GhostFaceNets releases Keras .h5 files: HDF5's signature opens them."""
+    (tmp_path / "GN_W1.3_S1_ArcFace.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(504))
+    with pytest.raises(ValueError, match=r"GN_W1.3_S1_ArcFace.h5: an HDF5 file \(a Keras .h5 model, as GhostFaceNets "
+                                         r"releases them\)"):
+        pth_import.import_checkpoint("auto", str(tmp_path / "GN_W1.3_S1_ArcFace.h5"), str(tmp_path / "out"))
+
+
+def test_an_arcface_torch_mobilefacenet_trained_on_112x96_crops_is_refused_saying_so(tmp_path):
+    state_dict = {k: v.numpy() for k, v in torch_backbones.build("mobilefacenet", 128, scale=1).state_dict().items()}
+    state_dict["features.layers.0.layers.0.weight"] = np.zeros((512, 1, 7, 6), np.float32)
+    with pytest.raises(ValueError, match=r"a MobileFaceNet trained on 112x96 crops \(its GDC kernel is 7x6"):
+        _import(tmp_path, state_dict)
+
+
+def _mxnet_mobilefacenet(tmp_path, rename):
+    """insightface's fmobilefacenet parameters under its symbol code's names (no symbol file), rewritten."""
+    params = dict(FMobileFaceNet(None, original=False).p)
+    rename(params)
+    write_params(tmp_path / "model-0000.params", params)
+    return str(tmp_path / "model-0000.params")
+
+
+def test_an_insightface_mxnet_mobilefacenet_at_112x96_is_refused_saying_so(tmp_path):
+    def narrow(params):
+        params["arg:conv_6dw7_7_conv2d_weight"] = np.zeros((512, 1, 7, 6), np.float32)
+
+    with pytest.raises(ValueError, match=r"a MobileFaceNet trained on 112x96 crops"):
+        mxnet_import.import_params(_mxnet_mobilefacenet(tmp_path, narrow), str(tmp_path / "out"))
+
+
+def test_an_insightface_mxnet_mobilefacenet_with_the_gnap_output_is_refused_naming_gnap(tmp_path):
+    """symbol_utils.get_fc1('GNAP') below 512-d: bn6f, (attention, pooling), bn6w, pre_fc1, fc1 (no GDC conv)."""
+    def gnap(params):
+        for key in [k for k in params if k.split(":")[1].startswith("conv_6dw7_7")]:
+            del params[key]
+        for bn in ("bn6f", "bn6w"):
+            for role, kind in (("gamma", "arg"), ("beta", "arg"), ("moving_mean", "aux"), ("moving_var", "aux")):
+                params[f"{kind}:{bn}_{role}"] = np.zeros(512, np.float32)
+        params["arg:pre_fc1_weight"] = np.zeros((128, 512), np.float32)
+
+    with pytest.raises(ValueError, match=r"fmobilefacenet with the GNAP output \(fc_type 'GNAP', bn6f ...\) is not a "
+                                         r"jsphere architecture: .* missing: GNAP's norm-aware pooling"):
+        mxnet_import.import_params(_mxnet_mobilefacenet(tmp_path, gnap), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
