@@ -3,6 +3,8 @@
 written. The files reproduce the real ones' key names, shapes and wrappers (``unsupported_layouts``, checked
 against the authors' classes), or for MXNet the names insightface's symbol code gives (``mxnet_zoo``)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +90,18 @@ def test_an_insightface_mxnet_mobilefacenet_with_the_gnap_output_is_refused_nami
                                          r"jsphere architecture: .* missing: GNAP's norm-aware pooling"):
         mxnet_import.import_params(_mxnet_mobilefacenet(tmp_path, gnap), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_an_onnx_mobilefacenet_for_112x96_input_is_refused_saying_so(tmp_path):
+    """arcface_torch's mbf with the GDC kernel of a 112x96 input, exported by torch.onnx for 112x96 input."""
+    from converters.onnx_format import onnx_import
+
+    model = torch_backbones.build("mobilefacenet", 128, scale=1).eval()
+    model.features.layers[0].layers[0] = torch.nn.Conv2d(512, 512, (7, 6), groups=512, bias=False)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(model, (torch.zeros(1, 3, 112, 96),), str(tmp_path / "m.onnx"), opset_version=17,
+                          dynamo=False)
+    with pytest.raises(ValueError, match=r"no registered architecture matches .* a MobileFaceNet trained on 112x96 "
+                                         r"crops \(its GDC kernel is 7x6"):
+        onnx_import.import_onnx(str(tmp_path / "m.onnx"), str(tmp_path / "out"))
