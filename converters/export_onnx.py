@@ -10,6 +10,11 @@ are folded into them by the exporter. A model imported with another input conven
 model's channel swap is folded into its first convolution, another normalisation becomes an in-graph multiply-add
 (``converters.core.conventions``). With onnxruntime installed the file is checked after writing: onnxruntime and jsphere
 embed the same rendered faces and must agree (min cosine >= 0.99999). Needs ``pip install 'jsphere[torch,onnx]'``.
+
+A backbone of your own (``jsphere.models.register``) is exported through the PyTorch definition registered
+under its name (``converters.torch_reference.backbones.register``); ``--import MODULE`` imports the module
+that registers both. Without it, or without a PyTorch definition, the export is refused saying which is
+missing and how to add it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ filled with the checkpoint's weights.
 The weights are written as they are: a model imported with another input convention (AdaFace's BGR, foamliu's
 ImageNet normalisation) still takes it, and the export says so.
 
+A backbone of your own (``jsphere.models.register``) is exported through the PyTorch definition registered
+under its name (``converters.torch_reference.backbones.register``); ``--import MODULE`` imports the module
+that registers both. Without it, or without a PyTorch definition, the export is refused saying which is
+missing and how to add it.
+
 Every variant the importer recognises (MobileFaceNet ``scale``/``blocks``, ``mobilefacenet_large``, any embedding
 size, IResNet with a trained ``features`` scale) is written with the keyword arguments recorded in the checkpoint.
 Files are written under a temporary name and renamed when complete; an existing ``--out`` is replaced only with

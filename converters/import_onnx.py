@@ -8,7 +8,9 @@ face.evoLVe IR and IR-SE models and of foamliu's MobileFaceNet — and for what 
 ONNX initializer names are arbitrary, so the graph's weighted layers are matched, in data-flow order, to the
 layers of the jsphere backbone that the graph's shapes describe (``converters.onnx_format.architecture``).
 ``--arch`` names the backbone instead (detection is then only used for the shape knobs of that family),
-``--model-kwargs`` overrides what was read. Equivalent forms are accepted and what exporters change is undone exactly:
+``--model-kwargs`` overrides what was read. Backbones registered with ``jsphere.models.register`` (``--import
+MODULE``) are detected too; a graph no registered architecture matches is refused naming what it holds.
+Equivalent forms are accepted and what exporters change is undone exactly:
 
 * a 1x1 ``Conv`` over a 1x1 map is a Linear layer (and a ``Gemm`` a 1x1 convolution where the model has one);
 * a BatchNorm folded into the preceding Conv/Gemm (PyTorch's exporter does this in eval mode) becomes that
