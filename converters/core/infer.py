@@ -22,6 +22,7 @@ import numpy as np
 
 from converters.core import keys
 from converters.core.found import Found, depth_of, mobilefacenet_name, sfnet_width
+from converters.core.infer_edgeface import edgeface_found
 from converters.core.infer_ir import ir_family, mobilefacenet_relu6
 from converters.core.infer_registered import registered
 from converters.core.infer_unsupported import refuse_unsupported
@@ -94,6 +95,7 @@ FAMILIES = (
     "bn)",
     "foamliu's ReLU6 MobileFaceNet (conv1, dw_conv, features.N.conv, conv2, gdconv, conv3, bn)",
     "SFNet (layer1-4.N.conv1/conv2 [+ bn1/bn2], fc [+ features])",
+    "EdgeFace (model.stem, model.stages.N.blocks.M, model.head)",
 )
 
 
@@ -101,6 +103,8 @@ def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
     """Every backbone whose layout matches ``state_dict`` (a torch-named, prefix-free state_dict)."""
     sd = state_dict
     refuse_unsupported(sd, where)
+    if any(k.endswith("stages.0.blocks.0.conv_dw.weight") for k in sd):
+        return [edgeface_found(sd, where)]
     if "layers.0.layers.0.weight" in sd and "conv_sep.layers.0.weight" in sd:
         return _mobilefacenet(sd, layout, where)
     if "input_layer.0.weight" in sd and "body.0.res_layer.0.weight" in sd:

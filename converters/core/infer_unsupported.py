@@ -1,10 +1,6 @@
 """Released face-recognition models whose architecture jsphere does not have, recognised by their layouts and
 refused naming exactly what is missing, instead of "fits no jsphere backbone":
 
-* EdgeFace (github otroshi/edgeface; ``model.stem.0``, ``model.stages.N.blocks.M.{conv_dw,norm,mlp}``,
-  ``...xca.temperature``, ``model.head.fc``, with ``linear1``/``linear2`` pairs in the ``_gamma_`` models): timm's
-  EdgeNeXt whose Linear layers are LoRaLin low-rank pairs; the variant is read from the stem width, the rank ratio
-  from the head;
 * GhostFaceNet (the PyTorch port of GhostFaceNets, ``GhostFaceNetsV1``/``V2``: ``conv_stem``,
   ``blocks.N.M.ghost1.primary_conv``, ``classifier.conv_dw``; V2's DFC attention ``short_conv``);
 * a MobileFaceNet trained on 112x96 crops (its GDC kernel is 7x6: the final map of a 112x96 input).
@@ -15,34 +11,6 @@ from __future__ import annotations
 import re
 
 from converters.core import keys
-
-EDGENEXT_STEMS = {24: ("EdgeFace-XXS", "edgenext_xx_small"), 32: ("EdgeFace-XS", "edgenext_x_small"),
-                  48: ("EdgeFace-S", "edgenext_small"), 80: ("EdgeFace-Base", "edgenext_base")}
-EDGENEXT_MISSING = ("jsphere has no EdgeNeXt: missing its LayerNorm layers (channels-last and 2-d), the conv encoder "
-                    "blocks (depthwise 3x3-9x9 convolution, GELU MLP, layer scale), the split depth-wise transposed "
-                    "attention blocks (cross-covariance attention with a learned temperature, Fourier positional "
-                    "encoding) and the LayerNorm + Linear head")
-
-
-def _prefix(sd: dict, suffix: str) -> str | None:
-    """The prefix under which ``suffix`` is a key (``model.`` for EdgeFace's wrapper, or none)."""
-    return next((k[: -len(suffix)] for k in sd if k.endswith(suffix)), None)
-
-
-def _edgeface(sd: dict, p: str, where: str) -> None:
-    stem = keys.shape(sd, f"{p}stem.0.weight")[0]
-    name, timm_name = EDGENEXT_STEMS.get(stem, (f"an EdgeNeXt with a {stem}-channel stem", "edgenext_*"))
-    low_rank = f"{p}head.fc.linear1.weight" in sd
-    if low_rank:
-        rank, width = keys.shape(sd, f"{p}head.fc.linear1.weight")
-        out = keys.shape(sd, f"{p}head.fc.linear2.weight")[0]
-        what = (f"{name} (timm {timm_name} with every Linear a LoRaLin low-rank pair, rank ratio gamma ~ "
-                f"{rank / min(width, out):.2f})")
-        missing = f"{EDGENEXT_MISSING}, and LoRaLin layers (linear1 [rank, in] then linear2 [out, rank])"
-    else:
-        what, missing = f"{name} (timm {timm_name})", EDGENEXT_MISSING
-    raise ValueError(f"{where}: {what} is not a jsphere architecture: {missing}. Run it with the authors' code "
-                     "(github otroshi/edgeface, which builds on timm)")
 
 
 def _ghostfacenet(sd: dict, where: str) -> None:
@@ -58,9 +26,6 @@ def _ghostfacenet(sd: dict, where: str) -> None:
 
 def refuse_unsupported(sd: dict, where: str) -> None:
     """Raise the refusal of a released architecture jsphere does not have; return when ``sd`` is none of them."""
-    p = _prefix(sd, "stem.0.weight")
-    if p is not None and f"{p}stages.0.blocks.0.conv_dw.weight" in sd:
-        _edgeface(sd, p, where)
     if "conv_stem.weight" in sd and "classifier.conv_dw.weight" in sd and any(
             re.match(r"blocks\.\d+\.\d+\.ghost1\.primary_conv\.", k) for k in sd):
         _ghostfacenet(sd, where)

@@ -28,9 +28,17 @@ from converters.core import layer_order
 from converters.core.found import Found, depth_of, mobilefacenet_name, sfnet_width
 from converters.onnx_format.graph_reader import Graph, Op
 from jsphere import models
-from jsphere.models import ir, iresnet, sfnet
+from jsphere.models import edgeface, ir, iresnet, sfnet
 
 STAGE_SIZES = (56, 28, 14, 7)
+# Backbones whose ONNX graphs jsphere cannot read back, and why (``importable``): their exports still work.
+NOT_IMPORTABLE = {name: "EdgeNeXt's LayerNorm, GELU and channel attention have no counterpart in jsphere's ONNX reader "
+                        "(import its .pt file with converters.import_torch)" for name in edgeface.VARIANTS}
+
+
+def importable(name: str) -> bool:
+    """Whether an ONNX graph of backbone ``name`` can be read back (``NOT_IMPORTABLE`` says why not)."""
+    return name not in NOT_IMPORTABLE
 
 
 def embed_dim(graph: Graph) -> int:

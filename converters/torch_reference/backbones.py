@@ -2,7 +2,8 @@
 
 Written from the reference code: OpenSphere's ``model/backbone/sfnet.py`` / ``sfnet_deprecated.py`` /
 ``iresnet.py``, insightface's ``recognition/arcface_torch/backbones/iresnet.py`` / ``mobilefacenet.py`` and
-foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_reference.ir``), so that
+foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_reference.ir``, EdgeFace
+in ``converters.torch_reference.edgeface``), so that
 released ``.pth`` files load with ``strict=True``. Used by ``converters.check``, the export path and the
 benchmarks; ``build(name, embed_dim=512)`` mirrors ``jsphere.models.build``. Input NCHW in [-1, 1].
 
@@ -18,7 +19,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from converters.torch_reference import ir
+from converters.torch_reference import edgeface, ir
 from jsphere import models
 from jsphere.models.mobilefacenet_relu6 import SETTING as RELU6_SETTING
 from jsphere.models.sfnet import stage_channels
@@ -297,7 +298,7 @@ def _built_in() -> list[str]:
     for d in SFNET_DEPTHS:
         out += [f"sfnet{d}", f"sfnet{d}_bn", f"sfnet{d}_deprecated"]
     return out + [f"iresnet{d}" for d in IRESNET_DEPTHS] + list(MOBILEFACENETS) + ["mobilefacenet_relu6"] \
-        + ir.names()
+        + ir.names() + edgeface.names()
 
 
 def register(name: str) -> Callable[[Factory], Factory]:
@@ -352,6 +353,8 @@ def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
         return MobileFaceNetReLU6(embed_dim, **kwargs)
     if name in ir.names():
         return ir.build(name, embed_dim, **kwargs)
+    if name in edgeface.names():
+        return edgeface.build(name, embed_dim, **kwargs)
     if name in _REGISTERED:
         model = _REGISTERED[name](embed_dim, **kwargs)
         if not isinstance(model, nn.Module):

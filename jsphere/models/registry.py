@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jsphere.models import ir, iresnet, mobilefacenet, mobilefacenet_relu6, sfnet
+from jsphere.models import edgeface, ir, iresnet, mobilefacenet, mobilefacenet_relu6, sfnet
 from jsphere.models.base import INPUT_SHAPE, Backbone
 from jsphere.models.pure_state import param_count
 
@@ -32,6 +32,8 @@ for _d in sorted(ir.DEPTHS):
     _REGISTRY[f"ir_{_d}"] = functools.partial(ir.IR, _d, se=False)
 for _d in sorted(ir.DEPTHS):
     _REGISTRY[f"ir_se_{_d}"] = functools.partial(ir.IR, _d, se=True)
+for _name, (*_, _ratio) in edgeface.VARIANTS.items():
+    _REGISTRY[_name] = functools.partial(edgeface.EdgeFace, _name, rank_ratio=_ratio)
 BUILT_IN = frozenset(_REGISTRY)
 RESERVED = frozenset({"auto"})  # the converters' --arch auto
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")

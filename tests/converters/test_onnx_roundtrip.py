@@ -10,8 +10,8 @@ back through ``import_onnx`` (the quickstart's half-width sfnet4_bn was once ref
 * Every registry name (new models included: the test is parametrised over ``models.names()``) is detected from
   the graph the exporter writes for it; deep members, whose real export takes minutes here, from the emulated
   graph of ``onnx_emulation``, which the real exports of the shallow members check layer by layer. A registered
-  backbone without a PyTorch definition (``torch_backbones.has_definition``) cannot be exported: it is skipped,
-  saying so.
+  backbone without a PyTorch definition (``torch_backbones.has_definition``) cannot be exported, and EdgeFace's
+  graphs cannot be read back (``architecture.importable``): they are skipped, saying so.
 """
 
 import re
@@ -78,11 +78,19 @@ def _id(case):
     return name + "".join(f"-{k}={v}" for k, v in kwargs.items())
 
 
+def _skip(name: str) -> str | None:
+    """Why backbone ``name`` cannot go out and back through ONNX, by its declared properties (None: it can)."""
+    if not torch_backbones.has_definition(name):
+        return f"{name} has no PyTorch definition: it cannot be exported"
+    if not architecture.importable(name):
+        return f"{name}: {architecture.NOT_IMPORTABLE[name]}"
+    return None
+
+
 def _cases(cases):
-    """pytest parameters, skipping (by its declared property) a backbone that has no PyTorch definition."""
-    return [pytest.param(c, id=_id(c), marks=pytest.mark.skipif(
-        not torch_backbones.has_definition(c[0]), reason=f"{c[0]} has no PyTorch definition: it cannot be exported"))
-        for c in cases]
+    """pytest parameters, skipping (by its declared properties) a backbone that cannot make the round trip."""
+    return [pytest.param(c, id=_id(c), marks=pytest.mark.skipif(_skip(c[0]) is not None, reason=str(_skip(c[0]))))
+            for c in cases]
 
 
 CASES = [(name, kwargs) for name in models.names() for kwargs in _options(name)]
