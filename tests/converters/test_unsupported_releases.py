@@ -1,7 +1,8 @@
 """Released models whose architecture jsphere does not have are refused naming exactly what is missing (before:
 "the keys fit no jsphere backbone", a missing-parameter message, or a layer-shape mismatch), and nothing is
-written. The files reproduce the real ones' key names, shapes and wrappers (``unsupported_layouts``, checked
-against the authors' classes), or for MXNet the names insightface's symbol code gives (``mxnet_zoo``)."""
+written. The files reproduce the real ones' key names, shapes and wrappers (``unsupported_layouts`` and
+``released_edgeface``, checked against the authors' classes), or for MXNet the names insightface's symbol code
+gives (``mxnet_zoo``)."""
 
 import warnings
 
@@ -12,7 +13,7 @@ import torch
 from converters.mxnet_format import mxnet_import
 from converters.pth_format import pth_import
 from converters.torch_reference import backbones as torch_backbones
-from tests.converters import unsupported_layouts
+from tests.converters import released_edgeface, unsupported_layouts
 from tests.converters.mxnet_zoo import FMobileFaceNet, write_params
 
 
@@ -21,18 +22,16 @@ def _import(tmp_path, state_dict, name="backbone.pth"):
     return pth_import.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "out"))
 
 
-@pytest.mark.parametrize(("name", "says"), [
-    ("edgeface_xs_gamma_06", r"EdgeFace-XS \(timm edgenext_x_small with every Linear a LoRaLin low-rank pair, rank "
-                             r"ratio gamma ~ 0\.60\) is not a jsphere architecture: jsphere has no EdgeNeXt"),
-    ("edgeface_s_gamma_05", r"EdgeFace-S \(timm edgenext_small with every Linear a LoRaLin .* gamma ~ 0\.50\)"),
-    ("edgeface_xxs", r"EdgeFace-XXS \(timm edgenext_xx_small\) is not a jsphere architecture"),
-    ("edgeface_base", r"EdgeFace-Base \(timm edgenext_base\) is not a jsphere architecture"),
-])
-def test_edgeface_checkpoints_are_refused_naming_edgenext_and_loralin(tmp_path, name, says):
-    with pytest.raises(ValueError, match=says) as refused:
-        _import(tmp_path, unsupported_layouts.edgeface(name), f"{name}.pt")
-    assert "split depth-wise transposed attention" in str(refused.value)
-    assert ("LoRaLin layers (linear1 [rank, in] then linear2 [out, rank])" in str(refused.value)) == ("gamma" in name)
+def test_an_edgenext_outside_edgefaces_wrapper_or_of_other_widths_is_refused_naming_it(tmp_path):
+    bare = {k.removeprefix("model."): v for k, v in released_edgeface.edgeface("edgeface_xxs").items()}
+    with pytest.raises(ValueError, match=r"a timm EdgeNeXt without EdgeFace's wrapper .* prefix its keys with "
+                                         r"'model.'"):
+        _import(tmp_path, bare)
+    other = released_edgeface.edgeface("edgeface_xxs")
+    other["model.stem.0.weight"] = np.zeros((16, 3, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"an EdgeNeXt with depths \(2, 2, 6, 2\), widths \(16, 48, 88, 168\) and 4 "
+                                         r"heads, which is no EdgeFace variant"):
+        _import(tmp_path, other)
     assert not (tmp_path / "out").exists()
 
 
