@@ -121,3 +121,23 @@ def test_a_graph_shaped_like_sfnet4_with_another_layer_is_not_forced_into_it(tmp
     with pytest.raises(ValueError, match=r"no registered architecture matches the graph \(5 Conv .*\); the nearest, "
                                          r"sfnet4, does not fit: sfnet4 has 5 Conv/Linear layers, the graph 6"):
         onnx_import.import_onnx(str(tmp_path / "m.onnx"), str(tmp_path / "out"))
+
+
+def test_the_readmes_backbone_example_registers_both_sides_and_they_agree(tmp_path):
+    """The code of README's "Write your own backbone", run as written: its two definitions have the same keys and,
+    holding the same weights, compute the same embeddings."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Write your own backbone"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("```\n", start)]
+    faces = images(2, seed=5)
+    with registered(jax_side=False, torch_side=False):
+        exec(compile(code, "README.md", "exec"), {})  # the repository's own README
+        assert "tinycnn" in models.names() and torch_backbones.has_definition("tinycnn")
+        torch.manual_seed(0)
+        reference = calibrate(torch_backbones.build("tinycnn", DIM))
+        torch.save(reference.state_dict(), tmp_path / "tinycnn.pth")
+        pth_import.import_checkpoint("auto", str(tmp_path / "tinycnn.pth"), str(tmp_path / "ckpt"))
+        ours = Embedder.from_checkpoint(tmp_path / "ckpt", batch_size=2).embed(faces, flip="none")
+    assert "tinycnn" not in models.names()
+    agree(ours, torch_embed(reference, faces))
