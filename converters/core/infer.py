@@ -2,7 +2,8 @@
 
 * MobileFaceNet (arcface_torch ``get_mbf(fp16, num_features, blocks, scale)``): ``scale`` = width of
   ``layers.0`` / 64; ``blocks[0]`` = 1 when ``layers.1`` is a single ConvBlock, else the number of its DepthWise
-  blocks; ``blocks[1..3]`` = the DepthWise blocks of ``layers.3/5/7``; embedding size from ``features.layers.3``.
+  blocks; ``blocks[1..3]`` = the DepthWise blocks of ``layers.3/5/7``; embedding size from ``features.layers.3``
+  (GDC), or ``features.fc1`` with insightface's GNAP output (``features.bn6f``: ``output='gnap'``).
   ``blocks=(2, 8, 12, 4), scale=4`` is ``mobilefacenet_large`` (``mbf_large``).
 * IResNet: the depth from the blocks per stage (``layer{s}.{b}.conv1``); ``features_scale='trainable'`` when the
   ``features`` scale is not all ones or the file is an OpenSphere v2 one (OpenSphere v2 trains it).
@@ -37,12 +38,18 @@ def _mobilefacenet(sd: dict, layout: str, where: str) -> list[Found]:
     scale = width // 64
     first = 1 if "layers.1.layers.0.weight" in sd else keys.count(sd, "layers.1.layers.{}.layers.0.layers.0.weight")
     blocks = (first, *(keys.count(sd, f"layers.{i}.layers.{{}}.layers.0.layers.0.weight") for i in (3, 5, 7)))
-    if "features.layers.3.weight" not in sd or 0 in blocks:
+    gnap = "features.bn6f.running_mean" in sd
+    head = "features.fc1.running_mean" if gnap else "features.layers.3.weight"
+    if head not in sd or 0 in blocks:
         raise ValueError(f"{where}: looks like a MobileFaceNet (layers.N / conv_sep) but lacks "
-                         f"{'features.layers.3 (the GDC head)' if 'features.layers.3.weight' not in sd else 'blocks'}"
+                         f"{f'{head} (its output layer)' if head not in sd else 'blocks'}"
                          f" (blocks seen: {blocks}); first keys: {keys.first_keys(sd)}")
-    dim = keys.shape(sd, "features.layers.3.weight")[0]
+    dim = keys.shape(sd, head)[0]
     arch, kwargs = mobilefacenet_name(blocks, scale)
+    if gnap:
+        kwargs = {**kwargs, "output": "gnap"}
+        return [Found(arch, dim, kwargs, f"MobileFaceNet scale {scale}, blocks {blocks}, with insightface's GNAP "
+                                         f"output (each image's own mean norm), {dim}-d embedding")]
     if layout == "treb1en":
         text = (f"MobileFaceNet of TreB1eN's InsightFace_Pytorch / face.evoLVe (arcface_torch get_mbf scale {scale}, "
                 f"blocks {blocks} under other names), {dim}-d embedding")

@@ -181,11 +181,34 @@ class GDC(nn.Module):
         return self.layers(x)
 
 
+class GNAP(nn.Module):
+    """insightface's MXNet GNAP output (``jsphere.models.mobilefacenet``), under its MXNet operator names; BatchNorm
+    scales fixed at 1 (MXNet ``fix_gamma``); the mean norm is each image's (MXNet's at batch size 1)."""
+
+    def __init__(self, embed_dim):
+        super().__init__()
+        self.bn6f = nn.BatchNorm2d(512)
+        self.narrows = embed_dim < 512
+        if self.narrows:
+            self.bn6w = nn.BatchNorm1d(512)
+            self.pre_fc1 = nn.Linear(512, embed_dim, bias=False)
+        self.fc1 = nn.BatchNorm1d(embed_dim)
+        for bn in (self.bn6f, self.fc1, *([self.bn6w] if self.narrows else [])):
+            bn.weight.requires_grad = False
+
+    def forward(self, x):
+        x = self.bn6f(x)
+        norm = x.square().sum(1, keepdim=True).sqrt()
+        x = (x * (norm.mean((2, 3), keepdim=True) / norm)).mean((2, 3))
+        return self.fc1(self.pre_fc1(self.bn6w(x)) if self.narrows else x)
+
+
 class MobileFaceNet(nn.Module):
     """arcface_torch's MobileFaceNet: ``scale`` multiplies the trunk widths; ``blocks[0] > 1`` makes the second layer
-    a Residual of DepthWise blocks (``mbf_large``) instead of the grouped 3x3 ConvBlock."""
+    a Residual of DepthWise blocks (``mbf_large``) instead of the grouped 3x3 ConvBlock; ``output='gnap'``
+    insightface's GNAP output instead of GDC."""
 
-    def __init__(self, embed_dim=512, blocks=(1, 4, 6, 2), scale=2):
+    def __init__(self, embed_dim=512, blocks=(1, 4, 6, 2), scale=2, output="gdc"):
         super().__init__()
         c1, c2 = 64 * scale, 128 * scale
         second = ConvBlock(c1, c1, 3, 1, 1, groups=64) if blocks[0] == 1 else Residual(c1, blocks[0], 128)
@@ -194,7 +217,7 @@ class MobileFaceNet(nn.Module):
             DepthWise(c1, c2, False, 2, 256), Residual(c2, blocks[2], 256), DepthWise(c2, c2, False, 2, 512),
             Residual(c2, blocks[3], 256)])
         self.conv_sep = ConvBlock(c2, 512)
-        self.features = GDC(embed_dim)
+        self.features = GDC(embed_dim) if output == "gdc" else GNAP(embed_dim)
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -205,14 +228,14 @@ class MobileFaceNet(nn.Module):
         return self.features(self.conv_sep(x))
 
 
-def get_mbf(num_features: int = 512, blocks=(1, 4, 6, 2), scale: int = 2) -> MobileFaceNet:
+def get_mbf(num_features: int = 512, blocks=(1, 4, 6, 2), scale: int = 2, output: str = "gdc") -> MobileFaceNet:
     """arcface_torch's ``get_mbf(fp16, num_features, blocks, scale)`` (``mbf``)."""
-    return MobileFaceNet(num_features, blocks, scale)
+    return MobileFaceNet(num_features, blocks, scale, output)
 
 
-def get_mbf_large(num_features: int = 512, blocks=(2, 8, 12, 4), scale: int = 4) -> MobileFaceNet:
+def get_mbf_large(num_features: int = 512, blocks=(2, 8, 12, 4), scale: int = 4, output: str = "gdc") -> MobileFaceNet:
     """arcface_torch's ``get_mbf_large`` (``mbf_large``)."""
-    return MobileFaceNet(num_features, blocks, scale)
+    return MobileFaceNet(num_features, blocks, scale, output)
 
 
 MOBILEFACENETS = {"mobilefacenet": get_mbf, "mobilefacenet_large": get_mbf_large}

@@ -75,22 +75,6 @@ def test_an_insightface_mxnet_mobilefacenet_at_112x96_is_refused_saying_so(tmp_p
         mxnet_import.import_params(_mxnet_mobilefacenet(tmp_path, narrow), str(tmp_path / "out"))
 
 
-def test_an_insightface_mxnet_mobilefacenet_with_the_gnap_output_is_refused_naming_gnap(tmp_path):
-    """symbol_utils.get_fc1('GNAP') below 512-d: bn6f, (attention, pooling), bn6w, pre_fc1, fc1 (no GDC conv)."""
-    def gnap(params):
-        for key in [k for k in params if k.split(":")[1].startswith("conv_6dw7_7")]:
-            del params[key]
-        for bn in ("bn6f", "bn6w"):
-            for role, kind in (("gamma", "arg"), ("beta", "arg"), ("moving_mean", "aux"), ("moving_var", "aux")):
-                params[f"{kind}:{bn}_{role}"] = np.zeros(512, np.float32)
-        params["arg:pre_fc1_weight"] = np.zeros((128, 512), np.float32)
-
-    with pytest.raises(ValueError, match=r"fmobilefacenet with the GNAP output \(fc_type 'GNAP', bn6f ...\) is not a "
-                                         r"jsphere architecture: .* missing: GNAP's norm-aware pooling"):
-        mxnet_import.import_params(_mxnet_mobilefacenet(tmp_path, gnap), str(tmp_path / "out"))
-    assert not (tmp_path / "out").exists()
-
-
 def test_an_onnx_mobilefacenet_for_112x96_input_is_refused_saying_so(tmp_path):
     """arcface_torch's mbf with the GDC kernel of a 112x96 input, exported by torch.onnx for 112x96 input."""
     from converters.onnx_format import onnx_import
