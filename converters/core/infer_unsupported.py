@@ -32,5 +32,5 @@ def refuse_unsupported(sd: dict, where: str) -> None:
     gdc = "features.layers.0.layers.0.weight"
     if "conv_sep.layers.0.weight" in sd and gdc in sd and keys.shape(sd, gdc)[2:] == (7, 6):
         raise ValueError(f"{where}: a MobileFaceNet trained on 112x96 crops (its GDC kernel is 7x6, the final map of "
-                         "a 112x96 input): jsphere's models take 112x112 faces aligned to the ArcFace template, and "
-                         "this kernel computes nothing on their 7x7 map")
+                         "a 112x96 input): jsphere's models take 112x112 faces aligned to the ArcFace template, whose "
+                         "final 7x7 map this kernel does not fit")
