@@ -10,15 +10,22 @@ are folded into them by the exporter. A model imported with another input conven
 model's channel swap is folded into its first convolution, another normalisation becomes an in-graph multiply-add
 (``converters.core.conventions``). With onnxruntime installed the file is checked after writing: onnxruntime and jsphere
 embed the same rendered faces and must agree (min cosine >= 0.99999). Needs ``pip install 'jsphere[torch,onnx]'``.
+
+A backbone of your own (``jsphere.models.register``) is exported through the PyTorch definition registered
+under its name (``converters.torch_reference.backbones.register``); ``--import MODULE`` imports the module
+that registers both. Without it, or without a PyTorch definition, the export is refused saying which is
+missing and how to add it.
 """
 
 from __future__ import annotations
 
+from converters.core import arguments
 from converters.onnx_format import onnx_export
 from jsphere import cli, outputs
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments.import_requested(argv)
     p = cli.ArgumentParser(prog="converters.export_onnx", description=__doc__)
     p.add_argument("--ckpt", required=True, help="jsphere checkpoint (workdir, converted model)")
     p.add_argument("--out", required=True, help="model.onnx")
@@ -27,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"ONNX opset, {onnx_export.OPSETS[0]} to {onnx_export.OPSETS[-1]} (default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
     outputs.add_overwrite_argument(p)
+    arguments.add_import_argument(p)
     a = p.parse_args(argv)
     figures = onnx_export.export(a.ckpt, a.out, step=a.step, opset=a.opset, check=not a.no_verify,
                                  overwrite=a.overwrite)

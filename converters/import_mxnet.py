@@ -9,6 +9,10 @@ Networks (insightface ``src/symbols`` / ``recognition/symbol``, operator names a
   (64/128 channels) and the blocks counted in the file: ``model-y1-test2`` (blocks (1, 4, 6, 2), 128-d) and y2
   (blocks (2, 8, 16, 4), 256-d; its ``res_2`` blocks are 64 channels wide inside where arcface_torch's layout has
   128: the extra channels are padded with exact zeros);
+* ``fmobilefacenet`` with the GNAP output (``symbol_utils.get_fc1(fc_type='GNAP')``, embeddings of 512 or fewer):
+  the same trunk, then ``bn6f``, the norm-aware pooling (``sum``, ``sqrt``, ``mean``, ``broadcast_div``, ``tile``,
+  products, ``Pooling``), ``bn6w`` and ``pre_fc1`` (below 512-d), ``fc1`` -> ``mobilefacenet`` with ``scale=1`` and
+  ``output='gnap'``, whose mean norm is each image's (MXNet's runs over the batch: equal at batch size 1);
 * ``fresnet`` LResNet-IR with the ``E`` output: ``conv0``, ``bn0``, ``relu0``,
   ``stage{s}_unit{u}_{bn1,conv1,bn2,relu1,conv2,bn3,conv1sc,sc}``, ``bn1``, ``pre_fc1``, ``fc1`` ->
   ``iresnet{18,34,50,100,200}`` (``model-r34-amf``, ``model-r50-am-lfw``, ``model-r100-ii``).
@@ -17,7 +21,7 @@ Each operator's parameters are the variables the symbol's graph feeds it, whatev
 ``fmobilefacenet.py`` of ``model-y1-test2`` feeds ``pre_fc1`` a variable named ``fc1_weight`` (bias
 ``pre_fc1_bias``). Without a symbol JSON the names insightface's symbol code gives are used
 (``<operator>_<argument>``, and ``fc1_weight`` for y1's ``pre_fc1``). A symbol whose embedding uses an operator
-jsphere has no layer for (GNAP attention, SE gates, plain ReLU) is refused naming it.
+jsphere has no layer for (SE gates, plain ReLU) is refused naming it.
 
 What MXNet computes differently is folded into the weights, exactly up to float32 rounding:
 

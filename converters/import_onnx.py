@@ -8,7 +8,9 @@ face.evoLVe IR and IR-SE models and of foamliu's MobileFaceNet — and for what 
 ONNX initializer names are arbitrary, so the graph's weighted layers are matched, in data-flow order, to the
 layers of the jsphere backbone that the graph's shapes describe (``converters.onnx_format.architecture``).
 ``--arch`` names the backbone instead (detection is then only used for the shape knobs of that family),
-``--model-kwargs`` overrides what was read. Equivalent forms are accepted and what exporters change is undone exactly:
+``--model-kwargs`` overrides what was read. Backbones registered with ``jsphere.models.register`` (``--import
+MODULE``) are detected too; a graph no registered architecture matches is refused naming what it holds.
+Equivalent forms are accepted and what exporters change is undone exactly:
 
 * a 1x1 ``Conv`` over a 1x1 map is a Linear layer (and a ``Gemm`` a 1x1 convolution where the model has one);
 * a BatchNorm folded into the preceding Conv/Gemm (PyTorch's exporter does this in eval mode) becomes that
@@ -35,9 +37,11 @@ from jsphere import cli, outputs
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments.import_requested(argv)  # a backbone of one's own, for --arch
     p = cli.ArgumentParser(prog="converters.import_onnx", description=__doc__)
     p.add_argument("--onnx", required=True, help="model.onnx")
     arguments.add_model_arguments(p)
+    arguments.add_import_argument(p)
     p.add_argument("--out", required=True)
     conventions.add_argument(p, "the graph's own preprocessing, else rgb (a graph does not say its channel "
                                 "order)")

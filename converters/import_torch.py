@@ -21,9 +21,11 @@ from jsphere import cli, outputs
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments.import_requested(argv)  # a backbone of one's own, for --arch
     p = cli.ArgumentParser(prog="converters.import_torch", description=__doc__)
     p.add_argument("--backbone", required=True, help=".pth / .pt / .safetensors")
     arguments.add_model_arguments(p)
+    arguments.add_import_argument(p)
     p.add_argument("--head", default=None, help="OpenSphere v1 head_<iter>.pth (v2 model files carry their head)")
     p.add_argument("--head-name", default=None, help="jsphere head name, e.g. sphereface2")
     p.add_argument("--head-hparams", default="{}", help='JSON, e.g. \'{"magn_type": "C", "alpha": 0.7}\'')

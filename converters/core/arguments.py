@@ -1,10 +1,15 @@
 """The command-line options and report every importer command shares: ``--arch`` (default ``auto``: read from the
-file) with ``--model-kwargs``, JSON-object flags, and the line saying what was found."""
+file) with ``--model-kwargs``, JSON-object flags, the line saying what was found, and ``--import MODULE`` (the
+module that registers a backbone of one's own)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 from converters.core import backbone_import
 from converters.core.found import Found
@@ -34,3 +39,40 @@ def add_model_arguments(parser: argparse.ArgumentParser, names: list[str] | None
                         help=f"'{backbone_import.AUTO}' (default: read from the file) or one of {', '.join(names)}")
     parser.add_argument("--model-kwargs", default="{}",
                         help='JSON keyword arguments of the model, e.g. \'{"scale": 1}\'')
+
+
+def add_import_argument(parser: argparse.ArgumentParser) -> None:
+    """``--import MODULE`` (repeatable): a module to import first, the one that registers a backbone of one's own
+    (the command calls ``import_requested`` before building its parser, so ``--arch`` lists the backbone)."""
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import this Python module first (a dotted name importable from the current folder, "
+                             "or a .py file): the one that registers your own backbone (@jsphere.models.register) "
+                             "and its PyTorch definition; repeatable")
+
+
+def import_requested(argv: list[str] | None) -> None:
+    """Import the modules the command line's ``--import`` options name (``argv``: the arguments, None for
+    ``sys.argv[1:]``), before the command's parser lists the backbones."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--import", dest="imports", action="append", default=[])
+    known, _ = early.parse_known_args(sys.argv[1:] if argv is None else argv)
+    for name in known.imports:
+        _import(name)
+
+
+def _import(name: str) -> None:
+    """Import ``name`` (a dotted module name, or the path of a ``.py`` file); a missing one is a one-line error."""
+    if name.endswith(".py"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ValueError(f"--import {name}: no such file")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        raise ValueError(f"--import {name}: {e} (give a module importable from the current folder, or a .py "
+                         "file)") from None

@@ -66,6 +66,8 @@ def _as_arch(arch: str, fits: list[Found], state_dict: dict, layout: str) -> Fou
                 kwargs["scale"] = scale
             if blocks != tuple(mobilefacenet.VARIANTS[arch]["blocks"]):
                 kwargs["blocks"] = list(blocks)
+            if "output" in fit.kwargs:
+                kwargs["output"] = fit.kwargs["output"]
             return replace(fit, arch=arch, kwargs=kwargs)
     try:
         dim = embed_dim_of(state_dict)

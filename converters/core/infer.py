@@ -2,7 +2,8 @@
 
 * MobileFaceNet (arcface_torch ``get_mbf(fp16, num_features, blocks, scale)``): ``scale`` = width of
   ``layers.0`` / 64; ``blocks[0]`` = 1 when ``layers.1`` is a single ConvBlock, else the number of its DepthWise
-  blocks; ``blocks[1..3]`` = the DepthWise blocks of ``layers.3/5/7``; embedding size from ``features.layers.3``.
+  blocks; ``blocks[1..3]`` = the DepthWise blocks of ``layers.3/5/7``; embedding size from ``features.layers.3``
+  (GDC), or ``features.fc1`` with insightface's GNAP output (``features.bn6f``: ``output='gnap'``).
   ``blocks=(2, 8, 12, 4), scale=4`` is ``mobilefacenet_large`` (``mbf_large``).
 * IResNet: the depth from the blocks per stage (``layer{s}.{b}.conv1``); ``features_scale='trainable'`` when the
   ``features`` scale is not all ones or the file is an OpenSphere v2 one (OpenSphere v2 trains it).
@@ -22,7 +23,10 @@ import numpy as np
 
 from converters.core import keys
 from converters.core.found import Found, depth_of, mobilefacenet_name, sfnet_width
+from converters.core.infer_edgeface import edgeface_found
 from converters.core.infer_ir import ir_family, mobilefacenet_relu6
+from converters.core.infer_registered import registered
+from converters.core.infer_unsupported import refuse_unsupported
 from jsphere.models import iresnet, sfnet
 
 
@@ -34,12 +38,18 @@ def _mobilefacenet(sd: dict, layout: str, where: str) -> list[Found]:
     scale = width // 64
     first = 1 if "layers.1.layers.0.weight" in sd else keys.count(sd, "layers.1.layers.{}.layers.0.layers.0.weight")
     blocks = (first, *(keys.count(sd, f"layers.{i}.layers.{{}}.layers.0.layers.0.weight") for i in (3, 5, 7)))
-    if "features.layers.3.weight" not in sd or 0 in blocks:
+    gnap = "features.bn6f.running_mean" in sd
+    head = "features.fc1.running_mean" if gnap else "features.layers.3.weight"
+    if head not in sd or 0 in blocks:
         raise ValueError(f"{where}: looks like a MobileFaceNet (layers.N / conv_sep) but lacks "
-                         f"{'features.layers.3 (the GDC head)' if 'features.layers.3.weight' not in sd else 'blocks'}"
+                         f"{f'{head} (its output layer)' if head not in sd else 'blocks'}"
                          f" (blocks seen: {blocks}); first keys: {keys.first_keys(sd)}")
-    dim = keys.shape(sd, "features.layers.3.weight")[0]
+    dim = keys.shape(sd, head)[0]
     arch, kwargs = mobilefacenet_name(blocks, scale)
+    if gnap:
+        kwargs = {**kwargs, "output": "gnap"}
+        return [Found(arch, dim, kwargs, f"MobileFaceNet scale {scale}, blocks {blocks}, with insightface's GNAP "
+                                         f"output (each image's own mean norm), {dim}-d embedding")]
     if layout == "treb1en":
         text = (f"MobileFaceNet of TreB1eN's InsightFace_Pytorch / face.evoLVe (arcface_torch get_mbf scale {scale}, "
                 f"blocks {blocks} under other names), {dim}-d embedding")
@@ -92,12 +102,16 @@ FAMILIES = (
     "bn)",
     "foamliu's ReLU6 MobileFaceNet (conv1, dw_conv, features.N.conv, conv2, gdconv, conv3, bn)",
     "SFNet (layer1-4.N.conv1/conv2 [+ bn1/bn2], fc [+ features])",
+    "EdgeFace (model.stem, model.stages.N.blocks.M, model.head)",
 )
 
 
 def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
     """Every backbone whose layout matches ``state_dict`` (a torch-named, prefix-free state_dict)."""
     sd = state_dict
+    refuse_unsupported(sd, where)
+    if any(k.endswith("stages.0.blocks.0.conv_dw.weight") for k in sd):
+        return [edgeface_found(sd, where)]
     if "layers.0.layers.0.weight" in sd and "conv_sep.layers.0.weight" in sd:
         return _mobilefacenet(sd, layout, where)
     if "input_layer.0.weight" in sd and "body.0.res_layer.0.weight" in sd:
@@ -116,6 +130,10 @@ def infer(state_dict: dict, layout: str, where: str) -> list[Found]:
     if "patch_embed.proj.weight" in sd:
         raise ValueError(f"{where}: an arcface_torch ViT (patch_embed, blocks.N.attn ...); jsphere has no ViT backbone "
                          f"yet. Backbones it reads: {'; '.join(FAMILIES)}")
+    own = registered(sd)
+    if own:
+        return own
     raise ValueError(f"{where}: the keys fit no jsphere backbone: {len(sd)} tensors, first keys {keys.first_keys(sd)}. "
-                     f"Backbones jsphere reads: {'; '.join(FAMILIES)}. If it is one of them with other key names "
-                     "or a prefix, re-save its state_dict with the reference names.")
+                     f"Backbones jsphere reads: {'; '.join(FAMILIES)}, and those registered with "
+                     "@jsphere.models.register (--import MODULE). If it is one of them with other key names or a "
+                     "prefix, re-save its state_dict with the reference names.")

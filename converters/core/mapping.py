@@ -7,6 +7,8 @@ same (a module's ``torch_names`` may rename a child), the leaf name and layout d
     nnx.Linear     kernel [in, out]        <-> weight [out, in];         bias <-> bias
     BatchNorm      scale, bias, mean, var  <-> weight, bias, running_mean, running_var (+ num_batches_tracked)
     ChannelPReLU   slope                   <-> weight
+    LayerNorm      scale, bias             <-> weight, bias
+    a module's own parameters named in its ``torch_params`` (EdgeNeXt's layer scale ``gamma``) keep their name
 
 Running variances are copied as they are: both sides store the unbiased estimate. ``fc`` needs no row
 permutation because jsphere's models flatten channel-major, like ``torch.flatten`` on NCHW.
@@ -20,13 +22,14 @@ import numpy as np
 from flax import nnx
 
 from jsphere import models
-from jsphere.models.layers import BatchNorm, ChannelPReLU
+from jsphere.models.layers import BatchNorm, ChannelPReLU, LayerNorm
 
 LEAF_NAMES = {
     nnx.Conv: {"kernel": "weight", "bias": "bias"},
     nnx.Linear: {"kernel": "weight", "bias": "bias"},
     BatchNorm: {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"},
     ChannelPReLU: {"slope": "weight"},
+    LayerNorm: {"scale": "weight", "bias": "bias"},
 }
 
 
@@ -55,7 +58,7 @@ def leaf_table(model: nnx.Module) -> list[tuple[tuple, str, type]]:
     rows = []
     for path, _ in nnx.to_flat_state(state):
         module = modules[tuple(path[:-1])]
-        names = LEAF_NAMES.get(type(module))
+        names = LEAF_NAMES.get(type(module)) or {n: n for n in getattr(module, "torch_params", ())}
         if names is None or path[-1] not in names:
             raise KeyError(f"no PyTorch name for {'.'.join(map(str, path))} ({type(module).__name__})")
         key = ".".join((*torch_names(modules, path[:-1]), names[path[-1]]))

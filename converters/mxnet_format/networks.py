@@ -1,4 +1,4 @@
-"""insightface's MXNet recognition networks (``fmobilefacenet`` with the GDC output, ``fresnet`` LResNet-IR with
+"""insightface's MXNet recognition networks (``fmobilefacenet`` with the GDC or GNAP output, ``fresnet`` LResNet-IR with
 the ``E`` output) as torch-named state_dicts of jsphere's backbones (``to_torch_state_dict``): the jsphere layer each
 MXNet operator is (``mobilefacenet_layers``, ``iresnet_layers``), the variables each operator reads (``ParamNames``:
 off the symbol's graph, or the names insightface's symbol code gives), and what MXNet computes differently folded
@@ -28,6 +28,10 @@ UNNAMED_DEFAULTS = {("pre_fc1", "weight"): ("pre_fc1_weight", "fc1_weight")}
 # attention, SE's sigmoid gates, plain ReLU) means a variant jsphere has no layer for.
 KNOWN_OPS = {"Convolution", "BatchNorm", "FullyConnected", "elemwise_add", "_Plus", "_plus", "Dropout", "Flatten",
              *model_files.SCALAR_OPS}
+# insightface's symbol_utils.get_fc1(fc_type='GNAP'), "mobilefacenet++": the operators of its norm-aware pooling
+# (body * body, sum over channels, sqrt, mean, broadcast_div, tile, the product, global average Pooling).
+GNAP_OPS = {"elemwise_mul", "_mul", "_Mul", "broadcast_mul", "sum", "sqrt", "mean", "broadcast_div", "tile", "Pooling"}
+GNAP_BNS = ("bn6f", "bn6w", "fc1")  # BatchNorm(fix_gamma=True, eps=2e-5) in get_fc1
 MBF_STAGE1_GROUPS = 128  # arcface_torch's (and jsphere's) first Residual; insightface's y2 symbol uses 64
 
 
@@ -52,8 +56,8 @@ def _count(has: Callable[[str], bool], pattern: str, start: int = 0) -> int:
 
 
 def mobilefacenet_layers(has: Callable[[str], bool]) -> list[tuple[str, str, str]]:
-    """(MXNet operator, torch module, kind) for insightface's fmobilefacenet with the GDC output: ``conv_2_dw``
-    (y1, blocks[0] = 1) or a ``res_2`` Residual (``net_blocks[0] > 1``, e.g. y2's (2, 8, 16, 4))."""
+    """(MXNet operator, torch module, kind) for insightface's fmobilefacenet with the GDC or GNAP output:
+    ``conv_2_dw`` (y1, blocks[0] = 1) or a ``res_2`` Residual (``net_blocks[0] > 1``, e.g. y2's (2, 8, 16, 4))."""
     rows = _conv_block("conv_1", "layers.0")
     if has("conv_2_dw_conv2d"):
         rows += _conv_block("conv_2_dw", "layers.1")
@@ -67,6 +71,9 @@ def mobilefacenet_layers(has: Callable[[str], bool]) -> list[tuple[str, str, str
         for i in range(_count(has, f"{mx_stage}_block{{}}_conv_sep_conv2d")):
             rows += _depthwise(f"{mx_stage}_block{i}", f"layers.{torch_index}.layers.{i}")
     rows += _conv_block("conv_6sep", "conv_sep")
+    if has("bn6f"):  # the GNAP output (symbol_utils.get_fc1 'GNAP'): pre_fc1 and bn6w below 512-d only
+        narrow = [("bn6w", "features.bn6w", "bn"), ("pre_fc1", "features.pre_fc1", "fc")] if has("bn6w") else []
+        return rows + [("bn6f", "features.bn6f", "bn"), *narrow, ("fc1", "features.fc1", "bn")]
     rows += _conv_block("conv_6dw7_7", "features.layers.0", act=False)
     return rows + [("pre_fc1", "features.layers.2", "fc"), ("fc1", "features.layers.3", "bn")]
 
@@ -112,14 +119,14 @@ class ParamNames:
         return next((c for c in candidates if c in self.params), None)
 
 
-def _check_operators(symbol: model_files.Symbol, network: str, where: str) -> None:
-    """Refuse a symbol whose embedding uses an operator none of jsphere's layers computes, naming it."""
+def _check_operators(symbol: model_files.Symbol, network: str, where: str, also: set[str]) -> None:
+    """Refuse a symbol whose embedding uses an operator none of jsphere's layers computes (beyond ``also``, the
+    output's own), naming it."""
     for name, op in symbol.embedding_ops:
         prelu = op == "LeakyReLU" and str(symbol.operators[name].attrs.get("act_type", "leaky")) == "prelu"
-        if op not in KNOWN_OPS and not prelu:
+        if op not in KNOWN_OPS | also and not prelu:
             raise ValueError(f"{where}: the symbol computes the embedding with operator {name!r} ({op}), which "
-                             f"insightface's {network} has no counterpart for in jsphere (a GNAP, SE or ReLU "
-                             "variant?)")
+                             f"insightface's {network} has no counterpart for in jsphere (an SE or ReLU variant?)")
 
 
 def _widen_depthwise(sd: dict, prefix: str, groups: int) -> None:
@@ -157,9 +164,15 @@ def to_torch_state_dict(params: dict[str, np.ndarray], symbol: model_files.Symbo
         raise ValueError(f"{where}: unknown MXNet network (parameters {shown} ...); supported: insightface "
                          f"{' and '.join(NETWORKS)} (model-y1-test2, y2, model-r34-amf, model-r50-am-lfw, "
                          "model-r100-ii and their siblings)")
-    if symbol is not None:
-        _check_operators(symbol, network, where)
     _, layers, defaults = NETWORKS[network]
+    gnap = network.startswith("fmobilefacenet") and names.has("bn6f")
+    if gnap:
+        network = "fmobilefacenet (GNAP)"
+        if names.has("convx"):
+            raise ValueError(f"{where}: an fmobilefacenet with the GNAP output widened above 512 channels (convx): "
+                             "jsphere's GNAP takes embeddings of 512 or fewer dimensions")
+    if symbol is not None:
+        _check_operators(symbol, network, where, GNAP_OPS if gnap else set())
     used: set[str] = set()
 
     def take(op: str, role: str, required: bool = True) -> np.ndarray | None:
@@ -193,7 +206,7 @@ def to_torch_state_dict(params: dict[str, np.ndarray], symbol: model_files.Symbo
             else:
                 sd[f"{torch}.bias"] = np.zeros(sd[f"{torch}.weight"].shape[0], np.float32) if bias is None else bias
         else:
-            attrs = {**(FC1_DEFAULTS if mx == "fc1" else defaults), **(symbol.bn(mx) if symbol else {})}
+            attrs = {**(FC1_DEFAULTS if mx in GNAP_BNS else defaults), **(symbol.bn(mx) if symbol else {})}
             folded = folding.batchnorm(*(take(mx, role) for role in ROLES["bn"]), attrs["eps"],
                                        fix_gamma=attrs["fix_gamma"], shift=fc_bias_to_fold if mx == "fc1" else None)
             for leaf, value in folded.items():

@@ -41,6 +41,7 @@ MAX_INFLATION = 32
 MAX_PICKLE_BYTES = 256 << 20
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # Keras .h5 files (HDF5 superblock at offset 0)
 ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, struct.error, ValueError,
               NotImplementedError, UnicodeDecodeError)
 
@@ -217,7 +218,11 @@ def load(path: str | os.PathLike) -> Any:
     if path.suffix == ".safetensors":
         return safetensors_file.load(path)
     with open(path, "rb") as f:
-        magic = f.read(4)
+        magic = f.read(len(HDF5_SIGNATURE))
+    if magic == HDF5_SIGNATURE:
+        raise ValueError(f"{path}: an HDF5 file (a Keras .h5 model, as GhostFaceNets releases them): jsphere reads "
+                         "PyTorch (.pth, .pt, .ckpt, .safetensors), ONNX and MXNet files, not Keras models, and has no "
+                         "GhostFaceNet architecture")
     if magic[:2] == b"PK":
         return _load_zip(path)
     return _load_legacy(path)

@@ -2,22 +2,31 @@
 
 Written from the reference code: OpenSphere's ``model/backbone/sfnet.py`` / ``sfnet_deprecated.py`` /
 ``iresnet.py``, insightface's ``recognition/arcface_torch/backbones/iresnet.py`` / ``mobilefacenet.py`` and
-foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_reference.ir``), so that
+foamliu/MobileFaceNet's ``mobilefacenet.py`` (the IR / IR-SE family is in ``converters.torch_reference.ir``, EdgeFace
+in ``converters.torch_reference.edgeface``), so that
 released ``.pth`` files load with ``strict=True``. Used by ``converters.check``, the export path and the
 benchmarks; ``build(name, embed_dim=512)`` mirrors ``jsphere.models.build``. Input NCHW in [-1, 1].
+
+A backbone registered in jsphere (``jsphere.models.register``) is exported through the PyTorch twin registered
+here under the same name (``register``); ``has_definition`` tells which backbones can be exported.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 from torch import nn
 
-from converters.torch_reference import ir
+from converters.torch_reference import edgeface, ir
+from jsphere import models
 from jsphere.models.mobilefacenet_relu6 import SETTING as RELU6_SETTING
 from jsphere.models.sfnet import stage_channels
 
 SFNET_DEPTHS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 64: (3, 8, 16, 3)}
 IRESNET_DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 200: (6, 26, 60, 6)}
+SFNET_NAMES = frozenset(f"sfnet{d}{v}" for d in SFNET_DEPTHS for v in ("", "_bn", "_deprecated"))
 
 
 # ------------------------------------------------------------------------------------------------ SFNet
@@ -172,11 +181,34 @@ class GDC(nn.Module):
         return self.layers(x)
 
 
+class GNAP(nn.Module):
+    """insightface's MXNet GNAP output (``jsphere.models.mobilefacenet``), under its MXNet operator names; BatchNorm
+    scales fixed at 1 (MXNet ``fix_gamma``); the mean norm is each image's (MXNet's at batch size 1)."""
+
+    def __init__(self, embed_dim):
+        super().__init__()
+        self.bn6f = nn.BatchNorm2d(512)
+        self.narrows = embed_dim < 512
+        if self.narrows:
+            self.bn6w = nn.BatchNorm1d(512)
+            self.pre_fc1 = nn.Linear(512, embed_dim, bias=False)
+        self.fc1 = nn.BatchNorm1d(embed_dim)
+        for bn in (self.bn6f, self.fc1, *([self.bn6w] if self.narrows else [])):
+            bn.weight.requires_grad = False
+
+    def forward(self, x):
+        x = self.bn6f(x)
+        norm = x.square().sum(1, keepdim=True).sqrt()
+        x = (x * (norm.mean((2, 3), keepdim=True) / norm)).mean((2, 3))
+        return self.fc1(self.pre_fc1(self.bn6w(x)) if self.narrows else x)
+
+
 class MobileFaceNet(nn.Module):
     """arcface_torch's MobileFaceNet: ``scale`` multiplies the trunk widths; ``blocks[0] > 1`` makes the second layer
-    a Residual of DepthWise blocks (``mbf_large``) instead of the grouped 3x3 ConvBlock."""
+    a Residual of DepthWise blocks (``mbf_large``) instead of the grouped 3x3 ConvBlock; ``output='gnap'``
+    insightface's GNAP output instead of GDC."""
 
-    def __init__(self, embed_dim=512, blocks=(1, 4, 6, 2), scale=2):
+    def __init__(self, embed_dim=512, blocks=(1, 4, 6, 2), scale=2, output="gdc"):
         super().__init__()
         c1, c2 = 64 * scale, 128 * scale
         second = ConvBlock(c1, c1, 3, 1, 1, groups=64) if blocks[0] == 1 else Residual(c1, blocks[0], 128)
@@ -185,7 +217,7 @@ class MobileFaceNet(nn.Module):
             DepthWise(c1, c2, False, 2, 256), Residual(c2, blocks[2], 256), DepthWise(c2, c2, False, 2, 512),
             Residual(c2, blocks[3], 256)])
         self.conv_sep = ConvBlock(c2, 512)
-        self.features = GDC(embed_dim)
+        self.features = GDC(embed_dim) if output == "gdc" else GNAP(embed_dim)
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -196,14 +228,14 @@ class MobileFaceNet(nn.Module):
         return self.features(self.conv_sep(x))
 
 
-def get_mbf(num_features: int = 512, blocks=(1, 4, 6, 2), scale: int = 2) -> MobileFaceNet:
+def get_mbf(num_features: int = 512, blocks=(1, 4, 6, 2), scale: int = 2, output: str = "gdc") -> MobileFaceNet:
     """arcface_torch's ``get_mbf(fp16, num_features, blocks, scale)`` (``mbf``)."""
-    return MobileFaceNet(num_features, blocks, scale)
+    return MobileFaceNet(num_features, blocks, scale, output)
 
 
-def get_mbf_large(num_features: int = 512, blocks=(2, 8, 12, 4), scale: int = 4) -> MobileFaceNet:
+def get_mbf_large(num_features: int = 512, blocks=(2, 8, 12, 4), scale: int = 4, output: str = "gdc") -> MobileFaceNet:
     """arcface_torch's ``get_mbf_large`` (``mbf_large``)."""
-    return MobileFaceNet(num_features, blocks, scale)
+    return MobileFaceNet(num_features, blocks, scale, output)
 
 
 MOBILEFACENETS = {"mobilefacenet": get_mbf, "mobilefacenet_large": get_mbf_large}
@@ -280,20 +312,63 @@ class MobileFaceNetReLU6(nn.Module):
         return x.reshape(x.shape[0], -1)
 
 
-def names() -> list[str]:
+_REGISTERED: dict[str, Callable[..., nn.Module]] = {}
+Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
+
+
+def _built_in() -> list[str]:
     out = []
     for d in SFNET_DEPTHS:
         out += [f"sfnet{d}", f"sfnet{d}_bn", f"sfnet{d}_deprecated"]
     return out + [f"iresnet{d}" for d in IRESNET_DEPTHS] + list(MOBILEFACENETS) + ["mobilefacenet_relu6"] \
-        + ir.names()
+        + ir.names() + edgeface.names()
+
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    """Decorator: the PyTorch definition of the jsphere backbone registered as ``name``, a ``torch.nn.Module``
+    class (or a function returning one) called as ``factory(embed_dim, **kwargs)`` with the checkpoint's embedding
+    size and model keyword arguments. Its state_dict keys are the jsphere module tree's paths with PyTorch's leaf
+    names (``layers/0/kernel`` is ``layers.0.weight``; ``converters.core.mapping``) and it computes the same
+    function on NCHW input; the exporters fill it with a checkpoint's weights (``export_onnx`` checks that
+    onnxruntime and jsphere agree). Registering a name again replaces the earlier definition."""
+    if name in _built_in():
+        raise ValueError(f"backbone name {name!r} is one of jsphere's own backbones; its definition is built in")
+
+    def decorator(factory: Factory) -> Factory:
+        if not callable(factory):
+            raise TypeError(f"register({name!r}) decorates a torch.nn.Module class or a function returning one, "
+                            f"got {type(factory).__name__}")
+        _REGISTERED[name] = factory
+        return factory
+
+    return decorator
+
+
+def names() -> list[str]:
+    """Every backbone with a PyTorch definition: jsphere's own, then the registered ones."""
+    return _built_in() + list(_REGISTERED)
+
+
+def has_definition(name: str) -> bool:
+    """Whether backbone ``name`` has a PyTorch definition, i.e. whether it can be exported to ``.pth`` and ONNX."""
+    return name in _built_in() or name in _REGISTERED
+
+
+def missing_definition(name: str) -> str:
+    """What to say about a backbone jsphere knows but that has no PyTorch definition."""
+    return (f"backbone {name!r} is registered in jsphere but has no PyTorch definition, so it cannot be exported "
+            "(the exporters fill a PyTorch model with the checkpoint's weights): register one with "
+            f"@converters.torch_reference.backbones.register({name!r}) on a torch.nn.Module built as "
+            "Module(embed_dim, **kwargs), whose state_dict keys are the jsphere module paths (README: Write your own "
+            "backbone)")
 
 
 def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
     """The PyTorch reference model for a jsphere backbone name (same keyword arguments)."""
-    if name.startswith("sfnet"):
+    if name.startswith("sfnet") and name in SFNET_NAMES:
         depth, _, variant = name[5:].partition("_")
         return SFNet(int(depth), variant or "plain", embed_dim, **kwargs)
-    if name.startswith("iresnet"):
+    if name.startswith("iresnet") and name in _built_in():
         return IResNet(int(name[7:]), embed_dim, **kwargs)
     if name in MOBILEFACENETS:
         return MOBILEFACENETS[name](embed_dim, **kwargs)
@@ -301,4 +376,14 @@ def build(name: str, embed_dim: int = 512, **kwargs) -> nn.Module:
         return MobileFaceNetReLU6(embed_dim, **kwargs)
     if name in ir.names():
         return ir.build(name, embed_dim, **kwargs)
+    if name in edgeface.names():
+        return edgeface.build(name, embed_dim, **kwargs)
+    if name in _REGISTERED:
+        model = _REGISTERED[name](embed_dim, **kwargs)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the PyTorch definition registered as {name!r} returned a {type(model).__name__}, not a "
+                            "torch.nn.Module")
+        return model
+    if name in models.names():
+        raise ValueError(missing_definition(name))
     raise ValueError(f"unknown model {name!r}; valid names: {', '.join(names())}")

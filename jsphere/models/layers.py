@@ -9,6 +9,7 @@ Every layer here keeps PyTorch's behaviour so that converted weights give the sa
   with an optional frozen scale (insightface's ``features``) and per-group statistics (PyTorch-DDP parity:
   each device normalises with its own batch statistics).
 * ``ChannelPReLU``: ``nn.PReLU(C)`` — one slope per channel (Flax's PReLU has a single scalar slope).
+* ``LayerNorm``: ``nn.LayerNorm(C)`` over the last (channel) axis, also timm's ``LayerNorm2d`` on NHWC maps.
 
 Initialisers reproduce ``torch.nn.init`` so that a freshly built model has the reference statistics.
 
@@ -97,10 +98,12 @@ def conv(
     groups: int = 1,
     bias: bool = False,
     kernel_init: Callable = torch_default_kernel,
+    bias_init: Callable | None = None,
     dtype=jnp.float32,
     rngs: nnx.Rngs,
 ) -> nnx.Conv:
-    """A PyTorch ``Conv2d`` as an ``nnx.Conv`` (NHWC, kernel HWIO, explicit symmetric padding)."""
+    """A PyTorch ``Conv2d`` as an ``nnx.Conv`` (NHWC, kernel HWIO, explicit symmetric padding); ``bias_init``
+    defaults to PyTorch's."""
     fan_in = (in_channels // groups) * kernel * kernel
     return nnx.Conv(
         in_channels,
@@ -111,7 +114,7 @@ def conv(
         feature_group_count=groups,
         use_bias=bias,
         kernel_init=kernel_init,
-        bias_init=torch_default_bias(fan_in),
+        bias_init=bias_init or torch_default_bias(fan_in),
         dtype=dtype,
         param_dtype=param_dtype(dtype),
         conv_general_dilated=cpu_conv.conv_general_dilated,
@@ -121,15 +124,15 @@ def conv(
 
 def linear(
     in_features: int, out_features: int, *, bias: bool = True, kernel_init: Callable = torch_default_kernel,
-    dtype=jnp.float32, rngs: nnx.Rngs,
+    bias_init: Callable | None = None, dtype=jnp.float32, rngs: nnx.Rngs,
 ) -> nnx.Linear:
-    """A PyTorch ``Linear`` as an ``nnx.Linear`` (kernel ``[in, out]``)."""
+    """A PyTorch ``Linear`` as an ``nnx.Linear`` (kernel ``[in, out]``); ``bias_init`` defaults to PyTorch's."""
     return nnx.Linear(
         in_features,
         out_features,
         use_bias=bias,
         kernel_init=kernel_init,
-        bias_init=torch_default_bias(in_features),
+        bias_init=bias_init or torch_default_bias(in_features),
         dtype=dtype,
         param_dtype=param_dtype(dtype),
         rngs=rngs,
@@ -209,6 +212,24 @@ class ChannelPReLU(nnx.Module):
     def __call__(self, x: Array) -> Array:
         a = self.slope[...].astype(self.dtype or x.dtype)
         return jnp.where(x >= 0, x, a * x)
+
+
+class LayerNorm(nnx.Module):
+    """PyTorch ``nn.LayerNorm(num_features, eps)`` over the last axis (on an NHWC map: timm's ``LayerNorm2d``).
+    Statistics in float32 (float64 for float64 input), the output in ``dtype``."""
+
+    def __init__(self, num_features: int, *, eps: float = 1e-5, dtype=jnp.float32):
+        self.eps, self.dtype = eps, dtype
+        stored = param_dtype(dtype)
+        self.scale = nnx.Param(jnp.ones((num_features,), stored))
+        self.bias = nnx.Param(jnp.zeros((num_features,), stored))
+
+    def __call__(self, x: Array) -> Array:
+        wide = x.astype(param_dtype(x.dtype))
+        mean = jnp.mean(wide, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(wide - mean), axis=-1, keepdims=True)
+        y = (wide - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
+        return y.astype(self.dtype or x.dtype)
 
 
 class Identity(nnx.Module):

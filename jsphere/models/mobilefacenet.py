@@ -19,6 +19,14 @@ of ``blocks[0]`` DepthWise blocks (groups 128) instead of the grouped 3x3 ConvBl
 112 -> 56 -> 28 -> 14 -> 7 -> 1. Kaiming-normal (fan_out) init for convs and the linear layer. The trunk computes
 in ``dtype``, ``conv_sep`` and ``features`` in ``layers.param_dtype(dtype)`` (float32, or float64 for a float64
 model).
+
+``output='gnap'`` replaces GDC with insightface's GNAP output (MXNet ``symbol_utils.get_fc1(fc_type='GNAP')``,
+"mobilefacenet++"): ``features`` = ``bn6f`` (BatchNorm2d, scale fixed at 1), each position rescaled by the image's
+mean feature norm over its own norm, global average pooling, then (``embed_dim`` < 512) ``bn6w`` (BatchNorm1d,
+scale fixed at 1), ``pre_fc1`` (Linear, no bias: MXNet's bias is folded into ``fc1`` on import) and ``fc1``
+(BatchNorm1d, scale fixed at 1), or (``embed_dim`` = 512) ``fc1`` alone. MXNet's ``mean`` there runs over the whole
+batch, so its embeddings depend on the images beside them; jsphere's mean is each image's own, which is MXNet's
+at batch size 1.
 """
 
 from __future__ import annotations
@@ -109,14 +117,43 @@ class GDC(nnx.Module):
         return x
 
 
+class GNAP(nnx.Module):
+    """insightface's GNAP output over the 512-channel map (see the module docstring)."""
+
+    def __init__(self, embed_dim: int, *, dtype=jnp.float32, rngs):
+        if embed_dim > 512:
+            raise ValueError(f"MobileFaceNet GNAP output: embed_dim {embed_dim} > 512 (insightface's 'convx' "
+                             "widening) is not supported; use 512 or fewer")
+        self.bn6f = layers.BatchNorm(512, scale_trainable=False, dtype=dtype)
+        self.narrows = embed_dim < 512
+        if self.narrows:
+            self.bn6w = layers.BatchNorm(512, scale_trainable=False, dtype=dtype)
+            self.pre_fc1 = layers.linear(512, embed_dim, bias=False, kernel_init=INIT, dtype=dtype, rngs=rngs)
+        self.fc1 = layers.BatchNorm(embed_dim, scale_trainable=False, dtype=dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.bn6f(x)
+        norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True))  # [N, H, W, 1]
+        x = x * (jnp.mean(norm, axis=(1, 2), keepdims=True) / norm)
+        x = jnp.mean(x, axis=(1, 2))
+        if self.narrows:
+            x = self.pre_fc1(self.bn6w(x))
+        return self.fc1(x)
+
+
+OUTPUTS = ("gdc", "gnap")
+
+
 class MobileFaceNet(Backbone):
-    def __init__(self, *, embed_dim: int = 512, blocks=(1, 4, 6, 2), scale: int = 2, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+    def __init__(self, *, embed_dim: int = 512, blocks=(1, 4, 6, 2), scale: int = 2, output: str = "gdc",
+                 dtype=jnp.float32, rngs: nnx.Rngs):
         blocks = tuple(blocks)
         if len(blocks) != 4 or not all(isinstance(b, int) and b >= 1 for b in blocks):
             raise ValueError(f"MobileFaceNet blocks must be four positive integers, got {blocks!r}")
         if not isinstance(scale, int) or scale < 1:
             raise ValueError(f"MobileFaceNet scale must be a positive integer, got {scale!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"MobileFaceNet output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.embed_dim = embed_dim
         self.dtype = dtype
         c1, c2 = 64 * scale, 128 * scale
@@ -135,7 +172,7 @@ class MobileFaceNet(Backbone):
         ])
         tail = layers.param_dtype(dtype)
         self.conv_sep = ConvBlock(c2, 512, dtype=tail, rngs=rngs)
-        self.features = GDC(embed_dim, dtype=tail, rngs=rngs)
+        self.features = (GDC if output == "gdc" else GNAP)(embed_dim, dtype=tail, rngs=rngs)
 
     def forward(self, x: jax.Array) -> jax.Array:
         x = x.astype(self.dtype)

@@ -200,6 +200,11 @@ class Net:
         node = self._node("elemwise_add", f"_plus{index}", [(a.node, 0, 0), (b.node, 0, 0)])
         return Sym(None if a.value is None else a.value + b.value, node, a.shape)
 
+    def op(self, op, name, args, fn, shape, attrs=None):
+        """Any other operator: ``fn`` computes it on the values of ``args``."""
+        node = self._node(op, name, [(a.node, 0, 0) for a in args], attrs)
+        return Sym(None if args[0].value is None else fn(*(a.value for a in args)), node, shape)
+
     def dropout(self, x, name):
         return Sym(x.value, self._node("Dropout", name, [(x.node, 0, 0)], {"p": 0.4}), x.shape)
 
@@ -217,10 +222,12 @@ class Net:
 
 class FMobileFaceNet(Net):
     """fmobilefacenet, GDC output. ``original=True``: the April 2018 file of ``model-y1-test2`` (pre_fc1 reads
-    ``fc1_weight``); else the 2019 ``recognition/`` one (``symbol_utils``, ``pre_fc1_weight``)."""
+    ``fc1_weight``); else the 2019 ``recognition/`` one (``symbol_utils``, ``pre_fc1_weight``). ``output="GNAP"``:
+    ``symbol_utils.get_fc1``'s GNAP output instead (2019 names), whose ``mean`` runs over the whole batch as
+    MXNet's ``mx.sym.mean`` without an axis does."""
 
-    def __init__(self, rng, blocks=(1, 4, 6, 2), emb=128, original=True):
-        self.blocks, self.emb, self.plus = blocks, emb, 0
+    def __init__(self, rng, blocks=(1, 4, 6, 2), emb=128, original=True, output="GDC"):
+        self.blocks, self.emb, self.plus, self.output = blocks, emb, 0, output
         self.names = {("pre_fc1", "weight"): "fc1_weight"} if original else {}
         super().__init__(rng)
 
@@ -255,8 +262,33 @@ class FMobileFaceNet(Net):
         x = self.residual(self.dresidual(x, "dconv_34", 128, 256, 2), "res_4", self.blocks[2], 256)
         x = self.residual(self.dresidual(x, "dconv_45", 128, 512, 2), "res_5", self.blocks[3], 256)
         x = self.block(x, "conv_6sep", 512)
+        if self.output == "GNAP":
+            return self.gnap(x)
         x = self.block(x, "conv_6dw7_7", 512, 7, groups=512, act=False)
         return self.bn(self.fc(x, "pre_fc1", self.emb), "fc1", RESNET_EPS, fix_gamma=True)
+
+
+    def gnap(self, x):
+        """get_fc1(fc_type='GNAP') for emb <= 512: bn6f, the norm-aware attention, average pooling, then
+        bn6w + pre_fc1 (emb < 512) or Flatten, and fc1."""
+        body = self.bn(x, "bn6f", RESNET_EPS, fix_gamma=True)
+        c, h, w = body.shape
+        square = self.op("elemwise_mul", "_mul0", [body, body], lambda a, b: a * b, body.shape)
+        total = self.op("sum", "sum0", [square], lambda v: v.sum(1, keepdim=True), (1, h, w),
+                        {"axis": 1, "keepdims": True})
+        root = self.op("sqrt", "sqrt0", [total], torch.sqrt, (1, h, w))
+        mean = self.op("mean", "mean0", [root], lambda v: v.mean().reshape(1), (1,))  # over the whole batch
+        inverse = self.op("broadcast_div", "broadcast_div0", [mean, root], lambda m, r: m / r, (1, h, w))
+        tiled = self.op("tile", "tile0", [inverse], lambda v: v.repeat(1, c, 1, 1), (c, h, w),
+                        {"reps": (1, c, 1, 1)})
+        body = self.op("elemwise_mul", "_mul1", [body, tiled], lambda a, b: a * b, (c, h, w))
+        pooled = self.op("Pooling", "pooling0", [body], lambda v: v.mean((2, 3), keepdim=True), (c, 1, 1),
+                         {"global_pool": True, "kernel": (7, 7), "pool_type": "avg"})
+        if self.emb < 512:
+            flat = self.fc(self.bn(pooled, "bn6w", RESNET_EPS, fix_gamma=True), "pre_fc1", self.emb)
+        else:
+            flat = self.op("Flatten", "flatten0", [pooled], lambda v: v.flatten(1), (c,))
+        return self.bn(flat, "fc1", RESNET_EPS, fix_gamma=True)
 
 
 class FResNet(Net):
