@@ -1,0 +1,67 @@
+"""One jsphere run of a recipe: ``python -m jsphere.main`` in a subprocess with the recipe's config (its Grain
+pipeline, schedule, BatchNorm statistics, checkpoints and held-out validation every ``val_every`` steps), then
+the final checkpoint embedded with ``jsphere.inference.Embedder.from_checkpoint`` and scored on the held-out pairs.
+
+A run that was interrupted resumes from its last checkpoint when the same command is run again (jsphere.main's own
+resume); its wall time is the sum of its attempts (``attempts.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.real_faces import recipes, runs, split
+from jsphere.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG = REPO_ROOT / "benchmarks" / "real_faces" / "config.py"
+ATTEMPTS = "attempts.jsonl"
+
+
+def command(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None) -> list[str]:
+    """The ``jsphere.main`` command line of one run (printed into its log, so it can be rerun by hand)."""
+    arg = recipe if steps is None else f"{recipe},{steps}"
+    data = runs.split_dir(out)
+    return [sys.executable, "-m", "jsphere.main", f"--config={CONFIG}:{arg}",
+            f"--workdir={runs.run_dir(out, recipe, 'jsphere', seed)}", f"--config.seed={seed}",
+            f"--config.data.source={data / split.TRAIN_LIST}", f"--config.data.data_dir={lfw}",
+            f"--config.val[0].path={data / split.HELDOUT_PAIRS}", f"--config.val[0].data_dir={lfw}",
+            "--config.progress_bar=false"]
+
+
+def run(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None = None) -> dict:
+    """Train (or finish) the run, evaluate its final checkpoint, write and return its ``result.json``."""
+    from jsphere.inference import Embedder
+
+    config = recipes.config(recipe, steps)
+    folder = runs.run_dir(out, recipe, "jsphere", seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = command(recipe, seed, out, lfw, steps)
+    with open(folder / "run.log", "a") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        start = time.perf_counter()
+        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=False).returncode
+        wall = time.perf_counter() - start
+    with open(folder / ATTEMPTS, "a") as f:
+        f.write(json.dumps({"wall_s": wall, "returncode": code, "machine": runs.machine()}) + "\n")
+    if code != 0:
+        raise UserError(f"jsphere.main exited with code {code} ({recipe}, seed {seed}); see {folder / 'run.log'}")
+    attempts = runs.read_metrics(folder / ATTEMPTS)
+    rows = runs.read_metrics(folder / runs.METRICS)
+    embedder = Embedder.from_checkpoint(folder)
+    result = {
+        "recipe": recipe, "framework": "jsphere", "seed": seed, "steps": int(embedder.step),
+        "batch_size": config.batch_size, "wall_s": sum(a["wall_s"] for a in attempts), "attempts": len(attempts),
+        "time_per_step_s": runs.median_step_time(rows, config.batch_size),
+        "final": runs.final_metrics(embedder, out, lfw),
+        "step0": {k.removeprefix(runs.VAL_PREFIX): v for k, v in rows[0].items() if k.startswith(runs.VAL_PREFIX)}
+        if rows and rows[0]["step"] == 0 else None,
+        "machine": runs.machine(), "command": " ".join(cmd),
+    }
+    runs.write_json(folder / runs.RESULT, result)
+    return result
