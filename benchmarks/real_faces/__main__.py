@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     names = a.recipe or list(recipes.RECIPES)
     frameworks = a.framework or list(runs.FRAMEWORKS)
     if a.report:
-        print(report.table(report.write_report(a.out)), end="")
+        print(report.write_report(a.out), end="")
         return 0
     for flag in ("lfw", "pairs"):
         if getattr(a, flag) is None:
@@ -109,14 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.real_faces import timing
 
         results = [timing.time_recipe(name, a.out, a.lfw, a.time_steps) for name in names]
-        runs.write_json(a.out / "timing.json", {"results": results})
+        runs.write_json(a.out / report.TIMING, {"results": results})
+        report.write_report(a.out)
         for r in results:
             print(f"{r['recipe']}: batch {r['batch_size']}, jsphere {r['jsphere_s_per_step']:.3f} s/step, PyTorch "
                   f"{r['torch_s_per_step']:.3f} s/step ({r['jsphere_over_torch']:.2f}x), median of {r['rounds']} "
                   f"steps in turns on {r['machine']['cpu']}")
         return 0
     run_all(a, names, frameworks)
-    print(report.table(report.write_report(a.out)), end="")
+    print(report.write_report(a.out), end="")
     return 0
 
 

@@ -23,6 +23,7 @@ DECISIVE = "ACC"
 COLOURS = {"jsphere": "tab:blue", "torch": "tab:orange"}
 LABELS = {"jsphere": "jsphere", "torch": "PyTorch (reference loop)"}
 PNG = "real_faces.png"
+TIMING = "timing.json"
 
 
 def collect(out: Path) -> dict[str, dict[str, list[dict]]]:
@@ -115,6 +116,18 @@ def table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def speed_table(timing: dict) -> str:
+    """The ``--time-steps`` measurement (``OUT/timing.json``): both frameworks' step on one real batch, in turns."""
+    lines = ["| recipe | batch | jsphere s/step | PyTorch s/step | jsphere / PyTorch | steps timed | machine |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in timing["results"]:
+        m = r["machine"]
+        lines.append(f"| {r['recipe']} | {r['batch_size']} | {r['jsphere_s_per_step']:.3f} | "
+                     f"{r['torch_s_per_step']:.3f} | {r['jsphere_over_torch']:.2f}x | {r['rounds']} | {m['cpu']} "
+                     f"({', '.join(m['cpu_features'])}), {m['cores']} cores, load {m['load_avg'][0]:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(found: dict[str, dict[str, list[dict]]], path: Path) -> None:
     """Training loss and held-out ACC against steps, both frameworks, every seed (thin) and their mean (thick)."""
     import matplotlib
@@ -147,14 +160,18 @@ def plot(found: dict[str, dict[str, list[dict]]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path) -> dict:
-    """Write ``report/table.md``, ``report/summary.json`` and ``report/real_faces.png``; return the summary."""
+def write_report(out: Path) -> str:
+    """Write ``report/table.md``, ``report/summary.json`` and ``report/real_faces.png``; return the table."""
     found = collect(out)
     folder = runs.report_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
     summary = summarise(found)
-    (folder / "table.md").write_text(table(summary))
+    text = table(summary)
+    timing = out / TIMING
+    if timing.is_file():
+        text += "\n" + speed_table(json.loads(timing.read_text()))
+    (folder / "table.md").write_text(text)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if found:
         plot(found, folder / PNG)
-    return summary
+    return text
