@@ -3,7 +3,8 @@ pipeline, schedule, BatchNorm statistics, checkpoints and held-out validation ev
 the final checkpoint embedded with ``jsphere.inference.Embedder.from_checkpoint`` and scored on the held-out pairs.
 
 A run that was interrupted resumes from its last checkpoint when the same command is run again (jsphere.main's own
-resume); its wall time is the sum of its attempts (``attempts.jsonl``).
+resume), and a ``jsphere.main`` killed by a signal (the kernel's OOM killer on a crowded machine) is resumed at
+once, up to ``RETRIES`` times; the run's wall time is the sum of its attempts (``attempts.jsonl``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from jsphere.errors import UserError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "benchmarks" / "real_faces" / "config.py"
 ATTEMPTS = "attempts.jsonl"
+RETRIES = 5
 
 
 def command(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None) -> list[str]:
@@ -33,14 +35,8 @@ def command(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None) -> 
             "--config.progress_bar=false"]
 
 
-def run(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None = None) -> dict:
-    """Train (or finish) the run, evaluate its final checkpoint, write and return its ``result.json``."""
-    from jsphere.inference import Embedder
-
-    config = recipes.config(recipe, steps)
-    folder = runs.run_dir(out, recipe, "jsphere", seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    cmd = command(recipe, seed, out, lfw, steps)
+def _attempt(cmd: list[str], folder: Path) -> int:
+    """Run ``jsphere.main`` once (it resumes from the workdir's last checkpoint); log its wall time."""
     with open(folder / "run.log", "a") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
@@ -49,6 +45,21 @@ def run(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None = None) 
         wall = time.perf_counter() - start
     with open(folder / ATTEMPTS, "a") as f:
         f.write(json.dumps({"wall_s": wall, "returncode": code, "machine": runs.machine()}) + "\n")
+    return code
+
+
+def run(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None = None) -> dict:
+    """Train (or finish) the run, evaluate its final checkpoint, write and return its ``result.json``."""
+    from jsphere.inference import Embedder
+
+    config = recipes.config(recipe, steps)
+    folder = runs.run_dir(out, recipe, "jsphere", seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = command(recipe, seed, out, lfw, steps)
+    for _ in range(RETRIES + 1):
+        code = _attempt(cmd, folder)
+        if code >= 0:  # finished, or failed on its own: a rerun would fail alike
+            break
     if code != 0:
         raise UserError(f"jsphere.main exited with code {code} ({recipe}, seed {seed}); see {folder / 'run.log'}")
     attempts = runs.read_metrics(folder / ATTEMPTS)

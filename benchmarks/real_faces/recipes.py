@@ -74,7 +74,7 @@ def sfnet_sphereface2() -> ml_collections.ConfigDict:
     c.optim.milestones = (400, 700, 1000)
     c.optim.clip_scope = "joint"
     c.optim.clip_grad_norm = 100.0
-    c.checkpoint.every_steps = 400
+    c.checkpoint.every_steps = 200
     c.log_every = 20
     c.val_every = 100
     return c
@@ -97,7 +97,7 @@ def mbf_arcface() -> ml_collections.ConfigDict:
     c.optim.warmup_steps = 60
     c.optim.clip_scope = "backbone"
     c.optim.clip_grad_norm = 5.0
-    c.checkpoint.every_steps = 300
+    c.checkpoint.every_steps = 100
     c.log_every = 20
     c.val_every = 200
     return c

@@ -68,6 +68,7 @@ def summarise(found: dict[str, dict[str, list[dict]]]) -> dict:
                 "time_per_step_s": _stats([r["time_per_step_s"] for r in results if r["time_per_step_s"]]),
                 "wall_s": _stats([r["wall_s"] for r in results]),
                 "step0_acc": [r["step0"]["ACC"] for r in results if r.get("step0")],
+                "attempts": {r["seed"]: r["attempts"] for r in results},
                 "cpu": results[0]["machine"]["cpu"],
             }
         if {"jsphere", "torch"} <= set(by_framework):
@@ -102,7 +103,13 @@ def table(summary: dict) -> str:
                          f"({f['batch_size']}) | {_cell(m['ACC'])} | {_cell(m['std_acc'])} | {_cell(m['EER'])} | "
                          f"{_cell(m['TPR@FPR=0.001'])} | {step_time} | {wall} | {step0} |")
     lines += ["", "mean ± sample std [min, max] over seeds; ACC = OpenSphere's best-threshold accuracy, std_acc = "
-              "the standard 10-fold protocol, both in % on the held-out folds' pairs.", "",
+              "the standard 10-fold protocol, both in % on the held-out folds' pairs."]
+    resumed = [f"{recipe} / {framework} / seed {seed} ({n} attempts)" for recipe, entry in summary.items()
+               for framework, f in entry["frameworks"].items() for seed, n in f["attempts"].items() if n > 1]
+    if resumed:
+        lines.append(f"Resumed from a checkpoint after being killed (their wall time includes the lost work): "
+                     f"{'; '.join(resumed)}.")
+    lines += ["",
               "| recipe | verdict (jsphere's mean ACC within PyTorch's [min, max]) | ACC difference of means | "
               "Welch p (ACC) | other metrics within PyTorch's range |", "|---|---|---:|---:|---|"]
     for recipe, entry in summary.items():
