@@ -3,13 +3,17 @@ pipeline, schedule, BatchNorm statistics, checkpoints and held-out validation ev
 the final checkpoint embedded with ``jsphere.inference.Embedder.from_checkpoint`` and scored on the held-out pairs.
 
 A run that was interrupted resumes from its last checkpoint when the same command is run again (jsphere.main's own
-resume), and a ``jsphere.main`` killed by a signal (the kernel's OOM killer on a crowded machine) is resumed at
-once, up to ``RETRIES`` times; the run's wall time is the sum of its attempts (``attempts.jsonl``).
+resume), and a ``jsphere.main`` killed by a signal (the kernel's OOM killer on a crowded machine) or stopped by
+SIGTERM is resumed at once, up to ``RETRIES`` times; the run's wall time is the sum of its attempts
+(``attempts.jsonl``). ``jsphere.main`` gets SIGTERM (it saves a checkpoint and exits) if this process dies, so a
+killed benchmark never leaves an orphan run holding the workdir's lock.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +26,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "benchmarks" / "real_faces" / "config.py"
 ATTEMPTS = "attempts.jsonl"
 RETRIES = 5
+SIGTERM_EXIT = 143  # jsphere.main's exit code after a SIGTERM (checkpoint saved)
+PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None  # looked up before any fork
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the benchmark process dies."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def command(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None) -> list[str]:
@@ -41,7 +54,8 @@ def _attempt(cmd: list[str], folder: Path) -> int:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
         start = time.perf_counter()
-        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=False).returncode
+        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=False,
+                              preexec_fn=_die_with_parent if _PRCTL is not None else None).returncode
         wall = time.perf_counter() - start
     with open(folder / ATTEMPTS, "a") as f:
         f.write(json.dumps({"wall_s": wall, "returncode": code, "machine": runs.machine()}) + "\n")
@@ -58,7 +72,7 @@ def run(recipe: str, seed: int, out: Path, lfw: Path, steps: int | None = None) 
     cmd = command(recipe, seed, out, lfw, steps)
     for _ in range(RETRIES + 1):
         code = _attempt(cmd, folder)
-        if code >= 0:  # finished, or failed on its own: a rerun would fail alike
+        if code >= 0 and code != SIGTERM_EXIT:  # finished, or failed on its own: a rerun would fail alike
             break
     if code != 0:
         raise UserError(f"jsphere.main exited with code {code} ({recipe}, seed {seed}); see {folder / 'run.log'}")
