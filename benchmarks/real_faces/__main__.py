@@ -6,7 +6,7 @@ Holds out the people of LFW View 2's test folds (default 9 and 10), trains every
 one run at a time, and writes the table and the PNG (``OUT/report/``) after every run. Rerunning the command skips
 finished runs and resumes an interrupted jsphere run from its checkpoint, so it can be stopped at any time.
 
-    --recipe R / --framework F / --seeds 0 1 2   run only these (repeatable)
+    --recipe R / --framework F / --seeds 0 1 2   run only these (repeatable; default: the recipes of the table)
     --steps N                                    shortened runs (the schedule scaled; a smoke test)
     --report                                     only rebuild the table and PNG from finished runs
     --time-steps N                               only time N training steps of each recipe, both frameworks in
@@ -36,7 +36,8 @@ def _parser() -> cli.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder of the split, the runs and the report")
     p.add_argument("--test-folds", type=int, nargs="+", default=list(DEFAULT_TEST_FOLDS),
                    help="View 2 folds (1-10) whose people are held out (default: 9 10)")
-    p.add_argument("--recipe", action="append", choices=list(recipes.RECIPES), help="default: every recipe")
+    p.add_argument("--recipe", action="append", choices=list(recipes.RECIPES),
+                   help=f"default: {', '.join(recipes.DEFAULT_RECIPES)}")
     p.add_argument("--framework", action="append", choices=list(runs.FRAMEWORKS), help="default: both")
     p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     p.add_argument("--steps", type=int, help="train this many steps instead of the recipe's (schedule scaled)")
@@ -91,7 +92,7 @@ def run_all(a, names: list[str], frameworks: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    names = a.recipe or list(recipes.RECIPES)
+    names = a.recipe or list(recipes.DEFAULT_RECIPES)
     frameworks = a.framework or list(runs.FRAMEWORKS)
     if a.report:
         print(report.write_report(a.out), end="")

@@ -9,18 +9,22 @@ learning rate, schedule, weight decay, clipping), so the two frameworks cannot d
   decay 5e-4 on everything; MultiStepLR x0.1 at 1/3, 7/12 and 5/6 of the run; ``clip_grad_norm_`` 100 over backbone
   and head together; SFNet with BN, ``features`` BatchNorm scale 0.1; flip only). Scaled: SFNet-64-BN -> SFNet-4-BN at
   half width (32/64/128/256 channels: ~4x fewer multiply-adds than full width, ~50x fewer than SFNet-64), batch 512
-  -> 64, 240k -> 1,200 steps (~11 epochs of the training list), AMP -> float32 (CPU).
-* ``mbf_arcface`` (family ``arcface_torch``): arcface_torch's MobileFaceNet ArcFace recipe (``ms1mv3_mbf``:
+  -> 64, 240k -> 600 steps (~5.5 epochs of the training list), AMP -> float32 (CPU).
+* ``sfnet_arcface`` (family ``arcface_torch``): arcface_torch's ArcFace recipe (``ms1mv3_r50``:
   ``CombinedMarginLoss`` (1, 0.5, 0) at s 64 on ``PartialFC_V2`` with sample rate 1, centres N(0, 0.01) never
-  projected; SGD 0.1, momentum 0.9, weight decay 1e-4 on everything; ``PolynomialLRWarmup`` power 1;
-  ``clip_grad_norm_`` 5 on the backbone). Scaled: ``mbf`` (scale 2, blocks 1-4-6-2) -> scale 1, one block per
-  stage (MobileFaceNet's depthwise, BatchNorm and PReLU layers are memory-bound on a CPU: per image, even this one
-  trains ~10x slower than the half-width SFNet-4 in jsphere and ~20x in PyTorch), global batch 1024 -> 32,
-  40 epochs -> 600 steps (~2.7 epochs) with a warm-up of 60 steps (arcface_torch's large-batch configs warm up for
-  1-4 epochs), validation every 200 steps (an evaluation costs ~15 training steps), fp16 -> float32.
+  projected; SGD 0.1, momentum 0.9, weight decay 5e-4 on everything; ``PolynomialLRWarmup`` power 1;
+  ``clip_grad_norm_`` 5 on the backbone) on the same scaled SFNet as above: batch 1024 -> 64, 20 epochs -> 600
+  steps with a warm-up of 60 steps (from scratch at lr 0.1 and s 64 a run this short needs one; arcface_torch's
+  large-batch configs warm up for 1-4 epochs), fp16 -> float32. The backbone is not arcface_torch's: its
+  MobileFaceNet and IResNet-18 are out of reach of two CPU cores (below).
+* ``mbf_arcface`` (same family, ``--recipe mbf_arcface``, not in the default table): the ``ms1mv3_mbf`` recipe
+  with ``mbf`` scale 2, blocks 1-4-6-2 -> scale 1, one block per stage, batch 32, 600 steps. Even this small
+  MobileFaceNet trains at ~6.7 s/step (jsphere) and ~7.1 s/step (PyTorch) for 32 images on two Zen 5 cores
+  (depthwise convolutions and their gradients are memory-bound in both frameworks' CPU kernels): ~70 minutes a
+  run, ~7 hours for three seeds in both frameworks. IResNet-18 needs ~15x the multiply-adds of the scaled SFNet.
 
-Both keep the reference's learning rate (0.1) at the smaller batch: linearly scaled (0.013 for SFNet at 64, 0.003
-for MobileFaceNet at 32) it would barely move in a run this short.
+Both keep the reference's learning rate (0.1) at the smaller batch: linearly scaled (0.013 at 64) it would barely
+move in a run this short.
 """
 
 from __future__ import annotations
@@ -67,14 +71,43 @@ def sfnet_sphereface2() -> ml_collections.ConfigDict:
     c.head.hparams = ml_collections.ConfigDict(dict(magn_type="C", alpha=0.8, r=64.0, m=0.5, t=3.0, lw=50.0))
     c.head.project_centres = True
     c.batch_size = 64
-    c.total_steps = 1200
+    c.total_steps = 600
     c.optim.lr = 0.1
     c.optim.weight_decay = 5e-4
     c.optim.schedule = "multistep"
-    c.optim.milestones = (400, 700, 1000)
+    c.optim.milestones = (200, 350, 500)
     c.optim.clip_scope = "joint"
     c.optim.clip_grad_norm = 100.0
-    c.checkpoint.every_steps = 200
+    c.checkpoint.every_steps = 100
+    c.log_every = 20
+    c.val_every = 100
+    return c
+
+
+def _arcface_torch(c: ml_collections.ConfigDict, weight_decay: float, warmup_steps: int) -> ml_collections.ConfigDict:
+    """arcface_torch's head and optimizer: ArcFace through ``CombinedMarginLoss`` on unprojected centres, SGD with
+    a linear (poly, power 1) decay after a linear warm-up, the backbone clipped at 5."""
+    c.head.name = "combined_margin"
+    c.head.hparams = ml_collections.ConfigDict(dict(s=64.0, m1=1.0, m2=0.5, m3=0.0))
+    c.head.project_centres = False
+    c.head.init_std = 0.01
+    c.optim.lr = 0.1
+    c.optim.weight_decay = weight_decay
+    c.optim.schedule = "poly"
+    c.optim.power = 1.0
+    c.optim.warmup_steps = warmup_steps
+    c.optim.clip_scope = "backbone"
+    c.optim.clip_grad_norm = 5.0
+    return c
+
+
+def sfnet_arcface() -> ml_collections.ConfigDict:
+    c = _arcface_torch(_common(get_base_config()), weight_decay=5e-4, warmup_steps=60)
+    c.model.name = "sfnet4_bn"
+    c.model.kwargs = ml_collections.ConfigDict(dict(width=0.5, features_scale_init=0.1))
+    c.batch_size = 64
+    c.total_steps = 600
+    c.checkpoint.every_steps = 100
     c.log_every = 20
     c.val_every = 100
     return c
@@ -84,19 +117,9 @@ def mbf_arcface() -> ml_collections.ConfigDict:
     c = _common(get_base_config())
     c.model.name = "mobilefacenet"
     c.model.kwargs = ml_collections.ConfigDict(dict(scale=1, blocks=(1, 1, 1, 1)))
-    c.head.name = "combined_margin"
-    c.head.hparams = ml_collections.ConfigDict(dict(s=64.0, m1=1.0, m2=0.5, m3=0.0))
-    c.head.project_centres = False
-    c.head.init_std = 0.01
+    c = _arcface_torch(c, weight_decay=1e-4, warmup_steps=60)
     c.batch_size = 32
     c.total_steps = 600
-    c.optim.lr = 0.1
-    c.optim.weight_decay = 1e-4
-    c.optim.schedule = "poly"
-    c.optim.power = 1.0
-    c.optim.warmup_steps = 60
-    c.optim.clip_scope = "backbone"
-    c.optim.clip_grad_norm = 5.0
     c.checkpoint.every_steps = 100
     c.log_every = 20
     c.val_every = 200
@@ -106,9 +129,13 @@ def mbf_arcface() -> ml_collections.ConfigDict:
 RECIPES = {r.name: r for r in (
     Recipe("sfnet_sphereface2", "opensphere_v2", sfnet_sphereface2,
            "SFNet-4-BN (half width) + SphereFace2-C, OpenSphere v2 step"),
+    Recipe("sfnet_arcface", "arcface_torch", sfnet_arcface,
+           "SFNet-4-BN (half width) + ArcFace, arcface_torch step (Partial FC, poly warm-up)"),
     Recipe("mbf_arcface", "arcface_torch", mbf_arcface,
            "MobileFaceNet (scale 1, blocks 1-1-1-1) + ArcFace, arcface_torch step (Partial FC, poly warm-up)"),
 )}
+
+DEFAULT_RECIPES = ("sfnet_sphereface2", "sfnet_arcface")
 
 
 def get(name: str) -> Recipe:
