@@ -11,7 +11,7 @@ import pytest
 from benchmarks.real_faces import split
 from benchmarks.real_faces.__main__ import PROG, main
 from jsphere import cli
-from jsphere.data.pairs import read_pair_list
+from jsphere.data.pair_files import read_pair_list
 from jsphere.data.sources import read_list
 from jsphere.errors import UserError
 

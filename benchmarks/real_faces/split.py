@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jsphere.data.pairs import read_pair_list
+from jsphere.data.pair_files import read_pair_list
 from jsphere.errors import UserError, describe
 
 TRAIN_LIST = "train_list.txt"

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 import torch
 
-from converters import mapping
+from converters.core import mapping
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference import heads as torch_heads
 from converters.torch_reference.loops import CombinedMarginLoss, PartialFC, arcface_torch_loop, opensphere_v2_loop
