@@ -16,7 +16,7 @@ from array_record.python.array_record_module import ArrayRecordWriter
 
 from jsphere import cli, errors, observe, outputs
 from jsphere.data.arrayrecord import encode_record
-from jsphere.data.decode import CorruptImageError, check_aligned, decode_image
+from jsphere.data.decode import CorruptImageError, decode_aligned
 from jsphere.data.sources import FORMATS, open_source
 
 
@@ -45,7 +45,7 @@ def _write(source, source_spec: str, out: Path, images_per_shard: int, verbose: 
             writer = ArrayRecordWriter(str(out / f"data-{shard:05d}-of-{shards:05d}.array_record"), "group_size:1")
         try:
             image, label = source[i]
-            check_aligned(decode_image(image, what=source.describe(i)), what=source.describe(i))
+            decode_aligned(image, what=source.describe(i))
         except (CorruptImageError, FileNotFoundError) as e:
             bad.append(str(e))
             bar.advance(1)
