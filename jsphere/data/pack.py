@@ -26,6 +26,8 @@ def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt:
     if images_per_shard < 1:
         raise errors.UserError(f"--images-per-shard {images_per_shard}: must be >= 1")
     outputs.check_free(out, overwrite=overwrite)
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise errors.UserError(f"--data-dir {data_dir}: not a folder (the root of the list's relative paths)")
     source = open_source(source_spec, data_dir, fmt)
     with outputs.staged_dir(out, overwrite=overwrite) as tmp:
         return _write(source, source_spec, tmp, images_per_shard, verbose)
