@@ -28,6 +28,7 @@ from converters.torch_reference import mtcnn as torch_mtcnn
 from jsphere import cli, errors
 from jsphere.data import synthetic
 from jsphere.detect import Detector, DetectorConfig, photos, weights
+from jsphere.memory import available_memory
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -37,6 +38,8 @@ def _size(text: str) -> tuple[int, int]:
         raise errors.UserError(f"--sizes {text}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
     if w < 1 or h < 1:
         raise errors.UserError(f"--sizes {text}: both sides must be >= 1")
+    if w * h > photos.MAX_PIXELS:
+        raise errors.UserError(f"--sizes {text}: over the {photos.MAX_PIXELS >> 20} megapixels a photo may have")
     return w, h
 
 
@@ -107,6 +110,15 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.images < 1 or a.rounds < 1:
         raise errors.UserError(f"--images {a.images} / --rounds {a.rounds}: both must be >= 1")
+    sizes = [_size(text) for text in a.sizes]
+    memory = available_memory()
+    need = 2 * 3 * a.images * max(w * h for w, h in sizes)  # each photo as an array and as a PIL image, at once
+    if memory is not None and need > memory:
+        raise errors.UserError(f"--images {a.images:,}: {a.images:,} photos of the largest of --sizes need "
+                               f"{need / 2**30:,.1f} GiB, and this machine has {memory / 2**30:,.1f} GiB available; "
+                               "ask for fewer")
+    if a.photos and not Path(a.photos).is_dir():
+        raise errors.UserError(f"--photos {a.photos}: not a folder (give a folder of .jpg/.jpeg/.png photos)")
     torch.set_num_threads(setup_threads("cpu"))
     params = _params(a.weights)
     detector = Detector(weights.to_model(params), DetectorConfig(pnet_softmax=a.pnet_softmax))
@@ -121,7 +133,7 @@ def main(argv=None) -> int:
     print(f"MTCNN detection img/s ({'given' if a.weights else 'random'} weights, P-Net softmax {a.pnet_softmax}), "
           f"median of {a.rounds} interleaved rounds, on {machine()}")
     rows = []
-    for size in map(_size, a.sizes):
+    for size in sizes:
         batch = [_fit(sources[i % len(sources)], size) for i in range(a.images)]
         pil = [Image.fromarray(b) for b in batch]
         ours = [len(detector(b).boxes) for b in batch]  # also compiles every bucket these photos need

@@ -18,6 +18,7 @@ from flax import nnx
 
 from benchmarks.common import interleaved, machine, setup_threads, torch_device, xla_convolutions
 from jsphere import cli, errors, models
+from jsphere.inference import check_batch_size
 
 
 def jsphere_runner(arch: str, batch: int, xla_conv: bool = False, *, dtype: str = "fp32",
@@ -69,6 +70,11 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.batch < 1 or a.steps < 1:
         raise errors.UserError(f"--batch {a.batch} / --steps {a.steps}: both must be >= 1")
+    check_batch_size(a.batch, "--batch")
+    unknown = [arch for arch in a.archs if arch not in models.names()]
+    if unknown:
+        raise errors.UserError(f"--archs {' '.join(a.archs)}: unknown model {unknown[0]!r}; valid names: "
+                               f"{', '.join(models.names())}")
     setup_threads(a.device)
     print(f"embedding img/s, batch {a.batch}, median of {a.steps} interleaved rounds, on {machine()}")
     rows = []

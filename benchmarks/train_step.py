@@ -22,12 +22,15 @@ from absl import flags
 from benchmarks.common import interleaved, machine, setup_threads, timed, torch_device, xla_convolutions
 from configs.base import get_base_config
 from configs.opensphere_recipes import HEADS_VGGFACE2, V2_HEADS
-from jsphere import cli, errors, parallel, trainers
+from jsphere import cli, errors, models, parallel, trainers
+from jsphere.inference import check_batch_size
+from jsphere.memory import available_memory
 
 # The heads a step can be timed with, and their hyper-parameters (which do not change a step's cost): OpenSphere
 # v1's VGGFace2 recipe for the SFNet losses, v2's MS1M recipe for the margins of the IResNet rows.
 HEAD_HPARAMS = {"sphereface2": HEADS_VGGFACE2["sphereface2"], "sphereface": HEADS_VGGFACE2["sphereface"],
                 "arcface": V2_HEADS["arcface"], "cosface": V2_HEADS["cosface"]}
+HEAD_BYTES_PER_CLASS = 512 * 4 * 4  # a 512-d float32 class centre, its gradient, momentum and update
 
 
 def jsphere_step(arch, head, batch, classes, dtype, xla_conv=False, *, model_kwargs=None):
@@ -124,6 +127,13 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.batch < 1 or a.steps < 1:
         raise errors.UserError(f"--batch {a.batch} / --steps {a.steps}: both must be >= 1")
+    check_batch_size(a.batch, "--batch")
+    if a.arch not in models.names():
+        raise errors.UserError(f"--arch {a.arch}: unknown model {a.arch!r}; valid names: {', '.join(models.names())}")
+    memory = available_memory()
+    if a.classes < 2 or (memory is not None and a.classes * HEAD_BYTES_PER_CLASS > memory):
+        most = f" and at most {memory // HEAD_BYTES_PER_CLASS:,} (what this machine's memory holds)" if memory else ""
+        raise errors.UserError(f"--classes {a.classes:,}: must be at least 2{most}")
     setup_threads(a.device)
     runners, facts = {}, {}
     runners["jsphere"], facts["jsphere"] = jsphere_step(a.arch, a.head, a.batch, a.classes, a.dtype)

@@ -143,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=options.parse_crop, default=(112, 112), help="112x112 (default) or 96x112")
     options.add_detector_arguments(p)
     a = p.parse_args(argv)
-    if a.workers < 1:
-        raise errors.UserError(f"--workers {a.workers}: must be >= 1")
+    most = 4 * (os.cpu_count() or 1)
+    if not 1 <= a.workers <= most:
+        raise errors.UserError(f"--workers {a.workers}: must be in [1, {most}] (photos processed at once; more than "
+                               f"4 per core only thrashes {os.cpu_count()} cores)")
     inp, out = Path(a.input).expanduser(), Path(a.output).expanduser()
     check_paths(inp, out)
     photos = list_photos(inp)

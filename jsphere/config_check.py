@@ -7,6 +7,7 @@ the workdir.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -16,11 +17,14 @@ import jax
 import ml_collections
 from flax import nnx
 
-from jsphere import heads, models, optim
+import configs
+from jsphere import heads, models, optim, outputs
 from jsphere.eval import report
+from jsphere.inference import check_batch_size
 from jsphere.trainers import DTYPES, TRAINERS
 
 SAMPLERS = ("shuffle", "grouped")
+MAX_STEPS = 2**31 - 1  # the training state's step is an int32
 ON_CORRUPT = ("raise", "skip")
 
 
@@ -31,12 +35,15 @@ def _require(ok: bool, key: str, value, why: str) -> None:
 
 def _number(config: ml_collections.ConfigDict, key: str, test: Callable[[float], bool], why: str,
             optional: bool = False) -> None:
+    """``config.<key>`` is a finite number passing ``test`` (inf passes every bound and ends in a NaN loss)."""
     value = config
     for part in key.split("."):
         value = value[part]
     if value is None and optional:
         return
-    _require(isinstance(value, int | float) and not isinstance(value, bool) and test(value), key, value, why)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    _require(not number or math.isfinite(value), key, value, f"is not a finite number; it {why}")
+    _require(number and test(value), key, value, why)
 
 
 def _check_optim(config: ml_collections.ConfigDict) -> None:
@@ -101,7 +108,8 @@ def check_values(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.trainer={config.trainer!r} with config.head.name={config.head.name!r}: head "
                              f"{trainer.head!r} needs trainer {name!r}, and that trainer needs that head")
     _number(config, "head.sample_rate", lambda v: 0 < v <= 1, "must be in (0, 1]")
-    _number(config, "total_steps", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
+    _number(config, "total_steps", lambda v: isinstance(v, int) and 0 < v <= MAX_STEPS,
+            f"must be a positive integer up to {MAX_STEPS:,} (the step counter is a 32-bit integer)")
     _number(config, "batch_size", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
     _number(config, "num_devices", lambda v: isinstance(v, int) and v >= 0, "must be >= 0 (0: every device)")
     if config.trainer == "simple":
@@ -134,14 +142,19 @@ def check_model(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"{where}: model {config.model.name!r} cannot be built with it: {text}") from None
 
 
-def check_eval_values(config: ml_collections.ConfigDict) -> None:
-    """Reject evaluation settings (``config.eval``, ``--mode=eval``) that cannot be right."""
+def check_eval_values(config: ml_collections.ConfigDict, source: str = "the config") -> None:
+    """Reject evaluation settings (``config.eval``, ``--mode=eval``) that cannot be right, and a config without
+    them (a training recipe; ``source`` names the config in that message)."""
     if "eval" not in config:
-        return
+        raise ValueError(f"{source} has no 'eval' section (a training recipe?): --mode=eval takes a test config, "
+                         f"configs/test/<set>.py with <set> one of {', '.join(test_configs())}, e.g. "
+                         "--config=configs/test/lfw.py")
     for key, why in (("last_k", "must be a positive integer: the number of newest checkpoints to evaluate"),
                      ("batch_size", "must be a positive integer")):
         if key in config.eval:
             _number(config, f"eval.{key}", lambda v: isinstance(v, int) and v > 0, why)
+    if "batch_size" in config.eval:
+        check_batch_size(config.eval.batch_size, "config.eval.batch_size")
     names = [str(dict(s).get("name", "")) for s in config.eval.get("sets", [])]
     for i, name in enumerate(names):
         try:
@@ -150,6 +163,12 @@ def check_eval_values(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.eval.sets[{i}].name: {e}") from None
         _require(name not in names[:i], f"eval.sets[{i}].name", name,
                  f"is also the name of config.eval.sets[{names.index(name)}]: each set's reports are named after it")
+
+
+def test_configs() -> list[str]:
+    """The names of the shipped test configs (``configs/test/<name>.py``)."""
+    folder = Path(configs.__file__).resolve().parent / "test"
+    return sorted(p.stem for p in folder.glob("*.py") if p.stem not in ("__init__", "common"))
 
 
 def check_workdir_given(workdir: str | os.PathLike | None) -> None:
@@ -172,6 +191,7 @@ def check_workdir(workdir: str | os.PathLike) -> Path:
                 raise PermissionError(f"--workdir {workdir}: {parent} is not writable by this user")
             break
     path.mkdir(parents=True, exist_ok=True)
+    outputs.refuse_links_inside(path, flag="--workdir")
     return path
 
 

@@ -72,22 +72,29 @@ def main(argv: list[str] | None = None) -> int:
     # The training stack (JAX, Flax, orbax, Grain; 3-4 s to import on a 2-core machine) is imported once the
     # arguments parse, so that --help and a mistyped flag answer at once.
     from configs import quickstart
-    from jsphere import config_check, models, train
+    from jsphere import config_check, heads, models, train
 
     if args.models:
-        print(f"{'model':<22}{'parameters':>14}  output for [1, 112, 112, 3]")
-        for name, count, shape in models.summary():
-            print(f"{name:<22}{count:>14,}  {list(shape)}")
+        print(f"{'model':<22}{'parameters':>14}  output for [1, 112, 112, 3]", flush=True)
+        for name, count, shape in models.summary():  # each row as soon as it is measured (seconds each)
+            print(f"{name:<22}{count:>14,}  {list(shape)}", flush=True)
         return 0
 
-    if args.steps is not None and args.steps < 1:
-        raise errors.UserError(f"--steps {args.steps}: must be >= 1 (the quickstart's default is 400)")
+    if args.steps is not None and not 1 <= args.steps <= config_check.MAX_STEPS:
+        raise errors.UserError(f"--steps {args.steps}: must be in [1, {config_check.MAX_STEPS:,}] (the quickstart's "
+                               "default is 400)")
+    if args.head not in heads.names():
+        raise errors.UserError(f"--head {args.head}: unknown head; valid: {', '.join(heads.names())}")
     config_check.check_workdir_given(args.workdir)
     flags.FLAGS.mark_as_parsed()  # Grain reads absl flags
     observe.log_jsphere_info()
     data = Path(args.data)
     start = time.perf_counter()
     if not (data / "train_list.txt").exists() or not (data / "val_pairs.txt").exists():
+        if data.is_dir() and not data.is_symlink() and any(data.iterdir()):
+            raise errors.UserError(f"--data {data}: holds other files, not the demo's synthetic set (train_list.txt "
+                                   "and val_pairs.txt); give a missing or empty folder (the set is generated there) "
+                                   "or the folder of an earlier demo")
         print(f"jsphere demo: generating the synthetic identity set in {data} ...", flush=True)
         synthetic.generate(data, flag="--data", progress=True)
     data_seconds = time.perf_counter() - start

@@ -24,7 +24,7 @@ from jsphere import cli, errors, outputs
 from jsphere.data.inputs import load_inputs
 from jsphere.detect import embed_faces
 from jsphere.detect import options as detect_options
-from jsphere.inference import Embedder
+from jsphere.inference import Embedder, check_batch_size
 
 PROG = "jsphere.embed"
 
@@ -44,15 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faces", default=None, help="with --detect: the faces table (default: <output>.faces.tsv)")
     detect_options.add_detector_arguments(p)
     a = p.parse_args(argv)
-    outputs.check_free(a.output, flag="--output", overwrite=a.overwrite, folder=False)
-    if a.batch_size < 1:
-        raise errors.UserError(f"--batch-size {a.batch_size}: must be >= 1")
     if (a.all or a.faces) and not a.detect:
         raise errors.UserError("--all and --faces go with --detect (raw photos)")
     if a.detect and a.landmarks:
         raise errors.UserError("--detect finds the landmarks itself: give --detect or --landmarks, not both")
+    faces_path = a.faces or f"{a.output}.faces.tsv"
+    outputs.check_distinct({"--input": a.input, "--landmarks": a.landmarks, "--output": a.output,
+                            "--faces": faces_path if a.detect else None})
+    outputs.check_free(a.output, flag="--output", overwrite=a.overwrite, folder=False)
+    check_batch_size(a.batch_size, "--batch-size")
     if a.detect:
-        faces_path = a.faces or f"{a.output}.faces.tsv"
         outputs.check_free(faces_path, flag="--faces", overwrite=a.overwrite, folder=False)
         found = embed_faces.detect_inputs(a.input, detect_options.detector_from_args(a), all_faces=a.all,
                                           style=a.align_style)

@@ -21,8 +21,23 @@ from flax import nnx
 
 from jsphere import checkpoint, models, observe
 from jsphere.input_convention import JSPHERE, InputConvention
+from jsphere.memory import available_memory
 
 FLIPS = ("sum", "none")
+INPUT_BYTES = int(np.prod(models.INPUT_SHAPE)) * 4  # one face as the model's float32 input
+BATCH_COPIES = 4  # the converted batch, its padded copy, the mirrored copy, the device's copy
+
+
+def check_batch_size(batch_size: int, flag: str = "batch_size") -> None:
+    """A batch size (named ``flag`` in errors) that is >= 1 and whose inputs fit in the memory available now."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ValueError(f"{flag} {batch_size}: must be an integer >= 1")
+    memory = available_memory()
+    if memory is not None and batch_size * BATCH_COPIES * INPUT_BYTES > memory:
+        most = max(1, memory // (BATCH_COPIES * INPUT_BYTES))
+        raise ValueError(f"{flag} {batch_size:,}: the inputs of a batch of {batch_size:,} faces alone need "
+                         f"{batch_size * BATCH_COPIES * INPUT_BYTES / 2**30:,.1f} GiB, and this machine has "
+                         f"{memory / 2**30:,.1f} GiB available; give at most {most:,}")
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -37,6 +52,7 @@ class Embedder:
                  input_convention: InputConvention = JSPHERE):
         """``progress``: show a bar (images, img/s, ETA) on stderr while embedding; ``input_convention``: what
         the model takes (images are converted to it)."""
+        check_batch_size(batch_size)
         model.eval()
         self.input_convention = input_convention
         self.progress = progress
@@ -77,7 +93,9 @@ class Embedder:
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[1:] != models.INPUT_SHAPE:
             raise ValueError(f"expected images of shape [N, 112, 112, 3], got {images.shape}")
-        bs = batch_size or self.batch_size
+        if batch_size is not None:
+            check_batch_size(batch_size)
+        bs = max(1, min(batch_size or self.batch_size, len(images)))  # never padded past the images given
         out = np.empty((len(images), self.embed_dim), np.float32)
         show = self.progress if progress is None else progress
         with observe.ImageProgress(len(images), label, enabled=show) as bar:

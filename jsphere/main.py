@@ -14,6 +14,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
+import configs
 from jsphere import cli, config_overrides, errors, observe
 
 PROG = "jsphere.main"
@@ -30,16 +31,32 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process in
 flags.DEFINE_boolean("debug", False, "Show the Python traceback of an error (or set JSPHERE_DEBUG=1).")
 
 
-def _config_file_error(argv: list[str]) -> str | None:
-    """A ``--config=FILE[:arg]`` naming no file, in the user's words."""
+def _shipped(path: str) -> Path | None:
+    """A relative ``configs/...`` path that is not in the current folder, found among jsphere's own recipes."""
+    relative = Path(path)
+    if relative.is_absolute() or not relative.parts or relative.parts[0] != "configs":
+        return None
+    shipped = Path(configs.__file__).resolve().parent.joinpath(*relative.parts[1:])
+    return shipped if shipped.is_file() else None
+
+
+def _config_file(argv: list[str]) -> list[str]:
+    """``argv`` with its ``--config=FILE[:arg]`` checked: a ``configs/...`` recipe is found from any folder (the
+    shipped file, when the current folder has none); a file that does not exist is refused in one line."""
+    argv = list(argv)
     for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--config=") else (
-            argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
-        if value is not None:
-            path = value.split(":", 1)[0]
-            if not Path(path).expanduser().is_file():
-                return f"--config={value}: no such config file {path!r} (the recipes are in configs/)"
-    return None
+        at = i if arg.startswith("--config=") else i + 1 if arg == "--config" and i + 1 < len(argv) else None
+        if at is None:
+            continue
+        value = argv[at].split("=", 1)[1] if at == i else argv[at]
+        path, sep, rest = value.partition(":")
+        if Path(path).expanduser().is_file():
+            continue
+        shipped = _shipped(path)
+        if shipped is None:
+            cli.fail(PROG, f"--config={value}: no such config file {path!r} (the recipes are in configs/)")
+        argv[at] = ("--config=" if at == i else "") + f"{shipped}{sep}{rest}"
+    return argv
 
 
 def _override_error(argv: list[str], error: Exception) -> str:
@@ -72,9 +89,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     repeated = _repeated_config(argv)
     if repeated:
         cli.fail(PROG, repeated)
-    missing_file = _config_file_error(argv)
-    if missing_file:
-        cli.fail(PROG, missing_file)
+    argv = _config_file(argv)
     argv, free_form = config_overrides.split(argv)  # model.kwargs / head.hparams entries keep the type written
     _ARGV[:] = argv
     try:
@@ -119,7 +134,7 @@ def _run(config, workdir: str, mode: str) -> int:
     if mode == "train":
         config_check.check_values(config)  # before anything starts, the values that cannot be right
     else:
-        config_check.check_eval_values(config)
+        config_check.check_eval_values(config, f"--config={config_flags.get_config_filename(flags.FLAGS['config'])}")
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
         if mode == "eval":

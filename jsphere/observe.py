@@ -84,7 +84,14 @@ class MetricWriter:
 
 
 def _clock(seconds: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(max(seconds, 0))) if math.isfinite(seconds) else "--:--:--"
+    """``H:MM:SS`` (hours past 24 kept), ``--:--:--`` when unknown; never raises, whatever the estimate."""
+    if not math.isfinite(seconds):
+        return "--:--:--"
+    if seconds >= 3600 * 1_000_000:
+        return ">1e6 h"
+    minutes, secs = divmod(int(max(seconds, 0)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
 class ProgressBar:

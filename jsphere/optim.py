@@ -54,8 +54,9 @@ def lr_schedule(cfg: Mapping[str, Any], base_lr: float, total_steps: int) -> opt
 
         return poly
     if name == "cosine":
+        # warmup 0: no warm-up, the first update at base_lr; a 1-step run is one update at base_lr
         return optax.warmup_cosine_decay_schedule(
-            0.0, base_lr, max(warmup, 1), max(total_steps, warmup + 1), float(cfg.get("end_lr", 0.0))
+            0.0, base_lr, warmup, max(total_steps, warmup + 1), float(cfg.get("end_lr", 0.0))
         )
     if name == "constant":
         return optax.constant_schedule(base_lr)

@@ -4,7 +4,9 @@
 * missing parent folders are created (and removed again if the command fails);
 * an existing output is refused unless ``--overwrite`` is given (an empty folder counts as free for a folder
   output); a folder is never replaced by a file or a file by a folder;
-* a symbolic link at the output path is refused: nothing is ever written through a link;
+* a symbolic link at the output path is refused: nothing is ever written through a link (nor inside a training
+  workdir, whose folders are outputs too: ``refuse_links_inside``);
+* an output never names an input or another output of the same command (``check_distinct``);
 * the output is built under a hidden sibling name and renamed into place when complete, so a command that
   fails half-way (bad input found late, disk full, Ctrl-C) leaves nothing behind.
 """
@@ -60,6 +62,46 @@ def check_free(out: str | os.PathLike, *, flag: str = "--out", overwrite: bool =
                 raise NotADirectoryError(f"{flag} {out}: {parent} is a file, not a folder")
             break
     return path
+
+
+def check_distinct(paths: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse a command whose outputs and inputs (``{flag: path}``, None for a flag not given) name one file twice:
+    an output written over an input, or over another output, would lose it."""
+    seen: dict[Path, str] = {}
+    for flag, path in paths.items():
+        if path is None or not str(path).strip():
+            continue
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            raise ValueError(f"{flag} {path}: is also the path of {seen[key]}; one would be written over the other. "
+                             f"Give {flag} another path")
+        seen[key] = flag
+
+
+def _link_error(folder: str | os.PathLike, flag: str, link: str | os.PathLike) -> FileExistsError:
+    return FileExistsError(f"{flag} {folder}: {link} is a symbolic link; outputs are never written through a link: "
+                           f"replace it with the real file or folder, or give another {flag}")
+
+
+def refuse_links_inside(folder: str | os.PathLike, *, flag: str, within: str | None = None) -> None:
+    """Refuse a folder a command writes into (a training workdir) that holds a symbolic link anywhere below it:
+    the rule's "nothing is written through a link" for every file and folder the command may create, replace or
+    delete there. The folder itself may be a link (it is resolved once, up front). ``within``: only that entry of
+    the folder and what it holds (the one subfolder a command writes, e.g. an evaluation's reports)."""
+    root = Path(folder).expanduser()
+    pending = [root]
+    if within is not None:
+        top = root / within
+        if top.is_symlink():
+            raise _link_error(folder, flag, top)
+        pending = [top] if top.is_dir() else []
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    raise _link_error(folder, flag, entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
 
 
 def _make_parents(folder: Path) -> list[Path]:

@@ -52,8 +52,15 @@ def initialize_distributed(
         raise ValueError("--coordinator, --num_processes and --process_id must be given together "
                          f"(got coordinator={coordinator!r}, num_processes={num_processes}, process_id={process_id})")
     if all(explicit):
+        if num_processes < 1:
+            raise ValueError(f"--num_processes={num_processes} must be >= 1 (the number of processes of the job)")
         if not 0 <= process_id < num_processes:
-            raise ValueError(f"--process_id={process_id} is outside [0, {num_processes})")
+            raise ValueError(f"--process_id={process_id} is outside [0, {num_processes}) (--num_processes="
+                             f"{num_processes})")
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"--coordinator={coordinator!r} must be host:port (process 0's host and a free port, "
+                             "e.g. host0:12345)")
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                    process_id=process_id)
         return True

@@ -158,6 +158,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     last_metrics: dict[str, float] = {}
     corrupt_skipped = 0  # unreadable images replaced by the pipeline (config.data.on_corrupt='skip')
     step = start
+    failed = False  # then that failure is the one told, whatever closing the logs and checkpoints raises after it
     with _Preemption(ckpt) as preemption:
         try:
             while step < config.total_steps:
@@ -197,19 +198,32 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             if pending is not None:
                 last_metrics = _consume(pending, window, config)
         except NonFiniteLoss as e:
-            raise NonFiniteLoss(f"{e}; {_last_good(ckpt, last_saved)}. Lower config.optim.lr or set "
-                                "config.optim.clip_grad_norm, then rerun (it resumes from that checkpoint).") from None
+            failed = True
+            raise NonFiniteLoss(f"{e}; {_after_non_finite(ckpt, last_saved)}") from None
+        except BaseException:
+            failed = True
+            raise
         finally:
             bar.close()
-            try:
-                ckpt.close()  # waits for the last save: CheckpointWriteError if it failed
-            finally:
-                writer.close()
-                iterator_close = getattr(iterator, "close", None)
-                if iterator_close:
-                    iterator_close()
+            # ckpt.close waits for the last save: CheckpointWriteError if it failed
+            _close_all((ckpt.close, writer.close, getattr(iterator, "close", None)), failing=failed)
     return {"step": step, **{f"train/{k}": v for k, v in last_metrics.items()},
             **{f"val/{k}": v for k, v in final_val.items()}}
+
+
+def _close_all(closers, *, failing: bool) -> None:
+    """Call every closer in turn; the first error is raised once all have run, unless the run is failing already:
+    its error is then the one to tell (on a full disk, the metrics file's own would hide the checkpoint's)."""
+    first = None
+    for close in closers:
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception as e:
+            first = first or e
+    if first is not None and not failing:
+        raise first
 
 
 def _consume(pending, window: _Window, config) -> dict[str, float]:
@@ -222,15 +236,19 @@ def _consume(pending, window: _Window, config) -> dict[str, float]:
     return values
 
 
-def _last_good(ckpt: checkpoint.TrainCheckpointer, last_saved: int | None) -> str:
-    """The newest checkpoint up to ``last_saved`` that reads back whole, checksums verified (after the save in
-    progress has finished), for the NaN message: rerunning resumes from it."""
+def _after_non_finite(ckpt: checkpoint.TrainCheckpointer, last_saved: int | None) -> str:
+    """What the NaN message says after the step: the newest checkpoint up to ``last_saved`` that reads back whole,
+    checksums verified (after the save in progress has finished), which a rerun resumes from; or, when there is
+    none, what a rerun does instead."""
     ckpt.wait()
+    fix = "Lower config.optim.lr or set config.optim.clip_grad_norm, then rerun"
+    good = ckpt.newest_readable(at_most=last_saved) if last_saved is not None else None
+    if good is not None:
+        return f"the last good checkpoint is {ckpt.root / str(good)}. {fix} (it resumes from that checkpoint)."
     if last_saved is None:
-        return "no checkpoint was saved yet"
-    good = ckpt.newest_readable(at_most=last_saved)
-    return f"the last good checkpoint is {ckpt.root / str(good)}" if good is not None else (
-        f"no checkpoint up to step {last_saved} reads back")
+        return f"no checkpoint was saved yet. {fix} (it starts again from step 0)."
+    return (f"no checkpoint up to step {last_saved} reads back. {fix}, after moving {ckpt.root} away (it starts "
+            "again from step 0).")
 
 
 def _make_validator(setup: trainers.Setup, config: ml_collections.ConfigDict):

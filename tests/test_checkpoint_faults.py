@@ -124,3 +124,39 @@ def test_training_into_a_read_only_checkpoints_folder_stops_in_one_line_within_s
     assert f"the checkpoint of step 6 is kept ({workdir / 'checkpoints' / '6'})" in lines[-1]
     assert time.monotonic() - start < 200
     assert checkpoint.list_steps(workdir) == [3, 6] and checkpoint.load_weights(workdir).step == 6
+
+
+def _mount_small_disk(folder, size_bytes):
+    """A tmpfs of ``size_bytes`` at ``folder`` (root only); False where it cannot be mounted."""
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_disk_that_fills_during_training_stops_it_in_exactly_one_line(tmp_path, trained, synthetic_data):
+    """Orbax's writes still in flight when the disk fills used to print 'Event loop is closed' tracebacks, and
+    closing the metrics file on the full disk replaced the checkpoint's message with a bare '[Errno 28]'."""
+    used = sum(f.stat().st_size for f in trained.rglob("*") if f.is_file())
+    checkpoint_bytes = sum(f.stat().st_size for f in (trained / "checkpoints" / "6").rglob("*") if f.is_file())
+    disk = tmp_path / "disk"
+    if not _mount_small_disk(disk, used + checkpoint_bytes // 2):  # room for what is there and half a checkpoint
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        workdir = disk / "w"
+        shutil.copytree(trained, workdir)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+        env.pop("JSPHERE_DEBUG", None)
+        proc = subprocess.run([sys.executable, "-m", "jsphere.main", f"--config={ROOT}/tests/train_config.py:"
+                               f"{synthetic_data}", f"--workdir={workdir}", "--config.total_steps=12",
+                               "--config.optim.milestones=()"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("I")]  # INFO lines
+        assert proc.returncode == 2 and lines == lines[-1:], proc.stderr
+        assert lines[-1].startswith("jsphere.main: error: could not write the checkpoint of step 9 in "
+                                    f"{workdir / 'checkpoints'}: No space left on device; the checkpoint of step 6 is "
+                                    f"kept ({workdir / 'checkpoints' / '6'})"), lines[-1]
+        assert checkpoint.list_steps(workdir) == [3, 6] and checkpoint.load_weights(workdir).step == 6
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

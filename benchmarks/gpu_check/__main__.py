@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     if out.exists() and not out.is_dir():
         raise errors.UserError(f"--out {out}: is a file; give a folder (it is created if missing)")
+    if a.cache_dir is not None and Path(a.cache_dir).exists() and not Path(a.cache_dir).is_dir():
+        raise errors.UserError(f"--cache-dir {a.cache_dir}: is a file; give a folder (it is created if missing)")
     out.mkdir(parents=True, exist_ok=True)
     stages = [s for s in profile.stages if s.name in wanted]
     cache = a.cache_dir or str(Path(tempfile.gettempdir()) / "jsphere_gpu_check_jax_cache")

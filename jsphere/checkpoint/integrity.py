@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,24 +70,52 @@ def write_error(root: Path, step: int, error: BaseException, previous: int | Non
                                 f"{kept}. Free space or make the folder writable, then rerun the same command")
 
 
+def _from_orbax(record: logging.LogRecord) -> bool:
+    """A log record about orbax's work: logged from orbax, naming it, or carrying an exception raised inside it."""
+    if f"{os.sep}orbax{os.sep}" in record.pathname or "orbax" in record.getMessage():
+        return True
+    trace = record.exc_info[2] if record.exc_info else None
+    while trace is not None:
+        if f"{os.sep}orbax{os.sep}" in trace.tb_frame.f_code.co_filename:
+            return True
+        trace = trace.tb_next
+    return False
+
+
 class _OrbaxErrorFilter(logging.Filter):
-    """Drops orbax's error records (each with a traceback): the failure they describe reaches the caller as one
-    CheckpointWriteError or UnreadableCheckpoint."""
+    """Drops orbax's error records (each with a traceback), and asyncio's about orbax's abandoned writes ("Task
+    exception was never retrieved", logged when they are collected): the failure they describe reaches the caller
+    as one CheckpointWriteError or UnreadableCheckpoint."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR or f"{os.sep}orbax{os.sep}" not in record.pathname
+        return record.levelno < logging.ERROR or not _from_orbax(record)
 
 
 _FILTER = _OrbaxErrorFilter()
+# What the writes still in flight when a save failed raise in tensorstore's threads once orbax has closed its event
+# loop; Python reports them as "unraisable" tracebacks. The save's failure is told once, as a CheckpointWriteError.
+_ABANDONED_WRITES = ("Event loop is closed", "cannot schedule new futures after shutdown")
+_default_unraisablehook = sys.unraisablehook
+
+
+def _unraisablehook(unraisable: sys.UnraisableHookArgs) -> None:
+    if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) in _ABANDONED_WRITES):
+        _default_unraisablehook(unraisable)
 
 
 def hide_orbax_errors(on: bool) -> None:
-    """Install (or remove) the filter of orbax's error records, unless tracebacks were asked for (``--debug``)."""
-    logger = logging.getLogger("absl")
+    """Install (or remove) the filter of orbax's error records and of its abandoned writes' tracebacks, unless
+    tracebacks were asked for (``--debug``)."""
+    loggers = (logging.getLogger("absl"), logging.getLogger("asyncio"))
     if on and not errors.debug_requested():
-        logger.addFilter(_FILTER)
+        for logger in loggers:
+            logger.addFilter(_FILTER)
+        sys.unraisablehook = _unraisablehook
     else:
-        logger.removeFilter(_FILTER)
+        for logger in loggers:
+            logger.removeFilter(_FILTER)
+        if sys.unraisablehook is _unraisablehook:
+            sys.unraisablehook = _default_unraisablehook
 
 
 @contextlib.contextmanager

@@ -119,6 +119,7 @@ class TrainCheckpointer:
         self.with_data = with_data
         self._async = async_save
         self._pending: int | None = None  # the step whose save may still be running
+        self._write_failed = False  # then orbax's abandoned writes stay quiet until the process exits
         integrity.hide_orbax_errors(True)
         self._manager = ocp.CheckpointManager(
             self.root, item_names=(WEIGHTS, TRAIN, META) + ((DATA,) if with_data else ()),
@@ -156,6 +157,7 @@ class TrainCheckpointer:
         try:
             self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
         except Exception as e:  # orbax raises what the file system or tensorstore raised
+            self._write_failed = True
             raise integrity.write_error(self.root, step, e, self._kept_before(step)) from e
         self._pending = int(step)
         if not self._async:
@@ -174,8 +176,10 @@ class TrainCheckpointer:
         try:
             self._manager.wait_until_finished()
         except Exception as e:
+            self._write_failed = True
             raise integrity.write_error(self.root, step, e, self._kept_before(step)) from e
         if jax.process_index() == 0 and step not in step_folders(self.root):
+            self._write_failed = True
             raise integrity.write_error(self.root, step, RuntimeError("orbax did not commit it"),
                                         self._kept_before(step))
 
@@ -253,11 +257,13 @@ class TrainCheckpointer:
         self._manager.reload()
 
     def close(self) -> None:
-        """Wait for the save in progress (CheckpointWriteError if it failed) and stop orbax's threads."""
+        """Wait for the save in progress (CheckpointWriteError if it failed) and stop orbax's threads. After a failed
+        write, orbax's error records stay hidden: its abandoned writes report themselves until the process exits."""
         try:
             self.wait()
         finally:
             try:
                 self._manager.close()
             finally:
-                integrity.hide_orbax_errors(False)
+                if not self._write_failed:
+                    integrity.hide_orbax_errors(False)

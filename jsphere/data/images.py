@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from jsphere.data.decode import check_aligned, decode_image
+from jsphere.data.decode import decode_aligned
 
 
 def _load_one(path: str) -> np.ndarray:
@@ -16,7 +16,7 @@ def _load_one(path: str) -> np.ndarray:
             data = f.read()
     except OSError as e:
         raise FileNotFoundError(f"cannot read image {path}: {e.strerror}") from None
-    return check_aligned(decode_image(data, what=path), what=path)
+    return decode_aligned(data, what=path)
 
 
 def load_images(paths: Sequence[str], *, threads: int = 4) -> np.ndarray:
@@ -34,7 +34,7 @@ def decode_all(blobs: Sequence[bytes], names: Sequence[str] | None = None, *, th
     out = np.empty((len(blobs), 112, 112, 3), np.uint8)
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pairs = zip(blobs, names, strict=True)
-        decoded = pool.map(lambda a: check_aligned(decode_image(a[0], what=a[1]), what=a[1]), pairs)
+        decoded = pool.map(lambda a: decode_aligned(a[0], what=a[1]), pairs)
         for i, image in enumerate(decoded):
             out[i] = image
     return out

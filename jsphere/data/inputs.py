@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from jsphere import errors
-from jsphere.data.decode import check_aligned, decode_image
+from jsphere.data.decode import check_aligned, decode_aligned, decode_image
 from jsphere.data.landmark_align import align_face
 from jsphere.data.listfile import read_lines, resolve
 from jsphere.data.sources import IMAGE_SUFFIXES
@@ -85,7 +85,8 @@ def load_inputs(input_path: str, landmarks: str | None = None, *, flag: str = "-
         images = list(images)
     else:
         files = list_inputs(path)
-        images = [decode_image(Path(f).read_bytes(), what=f) for f in files]
+        decode = decode_image if landmarks else decode_aligned  # unaligned images are aligned below
+        images = [decode(Path(f).read_bytes(), what=f) for f in files]
     if landmarks:
         lm = read_landmarks(Path(landmarks), files, len(images))
         return np.stack([align_face(img, lm[i]) for i, img in enumerate(images)])

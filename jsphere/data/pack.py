@@ -16,7 +16,7 @@ from array_record.python.array_record_module import ArrayRecordWriter
 
 from jsphere import cli, errors, observe, outputs
 from jsphere.data.arrayrecord import encode_record
-from jsphere.data.decode import CorruptImageError, check_aligned, decode_image
+from jsphere.data.decode import CorruptImageError, decode_aligned
 from jsphere.data.sources import FORMATS, open_source
 
 
@@ -26,6 +26,8 @@ def pack(source_spec: str, out: str | Path, *, data_dir: str | None = None, fmt:
     if images_per_shard < 1:
         raise errors.UserError(f"--images-per-shard {images_per_shard}: must be >= 1")
     outputs.check_free(out, overwrite=overwrite)
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise errors.UserError(f"--data-dir {data_dir}: not a folder (the root of the list's relative paths)")
     source = open_source(source_spec, data_dir, fmt)
     with outputs.staged_dir(out, overwrite=overwrite) as tmp:
         return _write(source, source_spec, tmp, images_per_shard, verbose)
@@ -45,7 +47,7 @@ def _write(source, source_spec: str, out: Path, images_per_shard: int, verbose: 
             writer = ArrayRecordWriter(str(out / f"data-{shard:05d}-of-{shards:05d}.array_record"), "group_size:1")
         try:
             image, label = source[i]
-            check_aligned(decode_image(image, what=source.describe(i)), what=source.describe(i))
+            decode_aligned(image, what=source.describe(i))
         except (CorruptImageError, FileNotFoundError) as e:
             bad.append(str(e))
             bar.advance(1)

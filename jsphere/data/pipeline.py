@@ -24,7 +24,7 @@ import numpy as np
 from absl import logging
 
 from jsphere.data import transforms
-from jsphere.data.decode import CorruptImageError, check_aligned, decode_image
+from jsphere.data.decode import CorruptImageError, decode_aligned
 from jsphere.data.sources import open_source
 
 MAX_CONSECUTIVE_CORRUPT = 64
@@ -69,7 +69,7 @@ class LoadSample:
             i = (index + attempt) % n
             try:
                 data, _ = self.source[i]
-                image = check_aligned(decode_image(data, what=self.source.describe(i)), what=self.source.describe(i))
+                image = decode_aligned(data, what=self.source.describe(i))
                 return image, int(self.labels[i]), attempt
             except (CorruptImageError, FileNotFoundError) as e:
                 if not self.skip_corrupt:

@@ -130,9 +130,17 @@ def _label_classes(path: Path, numbers: list[int], labels: list[str]) -> tuple[n
         return _index_names(labels)
     if integers < len(labels):
         i = integer.index(False)
-        raise ListFormatError(f"{path}:{numbers[i]}: label {labels[i]!r} is not an integer, but {integers} of the "
-                              f"list's {len(labels)} labels are: an integer-labelled list (classes in numeric order) "
-                              "needs every label to be a non-negative integer")
+        label, where = labels[i], f"{path}:{numbers[i]}"
+        kind = (f"an integer-labelled list ({integers} of its {len(labels)} labels are integers; classes in numeric "
+                "order)")
+        if label.startswith("-") and label[1:].isascii() and label[1:].isdigit():
+            raise ListFormatError(f"{where}: label {label!r} is negative; labels must be integers >= 0 in {kind}")
+        if label.isascii() and label.isdigit():
+            raise ListFormatError(f"{where}: label {label!r} has {len(label)} digits; labels must have at most 18 "
+                                  f"in {kind}")
+        raise ListFormatError(f"{where}: label {label!r} is not an integer, but {integers} of the list's "
+                              f"{len(labels)} labels are: an integer-labelled list (classes in numeric order) needs "
+                              "every label to be a non-negative integer")
     return _index_integers(labels)
 
 

@@ -199,6 +199,14 @@ def check_request(out: str | Path, *, identities: int, images_per_identity: int,
                          f"{images_per_identity}, --holdout-images {holdout_images})")
     if pairs < 2:
         raise ValueError(f"--pairs {pairs}: need at least 2 (one genuine, one impostor pair)")
+    genuine = holdout_identities * math.comb(holdout_images, 2)  # distinct pairs of one identity's images
+    impostor = math.comb(holdout_identities, 2) * holdout_images ** 2  # of two identities' images
+    most = 2 * min(genuine, impostor) + (genuine > impostor)  # half genuine (the odd one too), half impostor
+    if pairs > most:
+        raise ValueError(f"--pairs {pairs:,}: {holdout_identities:,} held-out identities x {holdout_images:,} images "
+                         f"make only {genuine:,} distinct genuine and {impostor:,} distinct impostor pairs, and half "
+                         f"the pairs are genuine; ask for at most {most:,} pairs, or more held-out identities or "
+                         "images (--holdout-identities, --holdout-images)")
     if not math.isfinite(difficulty) or difficulty < 0:
         raise ValueError(f"--difficulty {difficulty}: must be a finite number >= 0 (0: no nuisance variation, "
                          "1: the default)")

@@ -7,17 +7,14 @@ decoded: files over ``MAX_FILE_BYTES`` or images over ``MAX_PIXELS`` are refused
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from jsphere.data.decode import CorruptImageError, decode_image
+from jsphere.data.decode import MAX_PIXELS, CorruptImageError, ImageTooLarge, decode_image
 
-MAX_PIXELS = 64 << 20  # 64 megapixels (8192 x 8192): a 48 MP phone photo passes, a 10000 x 10000 image does not
+__all__ = ["MAX_FILE_BYTES", "MAX_PIXELS", "PhotoError", "read_photo", "to_rgb8"]
 MAX_FILE_BYTES = 256 << 20
 
 
@@ -28,20 +25,6 @@ class PhotoError(CorruptImageError):
     def __init__(self, message: str, reason: str):
         super().__init__(message)
         self.reason = reason
-
-
-def header_size(data: bytes, what: str) -> tuple[int, int] | None:
-    """(width, height) from the image header, without decoding; None when Pillow does not know the format."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                return im.size
-        except Image.DecompressionBombError:
-            raise PhotoError(f"{what}: image too large (Pillow refuses it as a decompression bomb)", "too large") \
-                from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            return None
 
 
 def to_rgb8(image: np.ndarray, what: str = "image") -> np.ndarray:
@@ -76,11 +59,9 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
         data = path.read_bytes()
     except OSError as e:
         raise PhotoError(f"{path}: unreadable ({e.strerror or e})", "unreadable") from None
-    dims = header_size(data, str(path))
-    if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
-        raise PhotoError(f"{path}: image of {dims[0]}x{dims[1]} pixels, over the {MAX_PIXELS >> 20} megapixel limit "
-                         "(downscale it first)", "too large")
     try:
-        return decode_image(data, what=str(path))
+        return decode_image(data, what=str(path), max_pixels=MAX_PIXELS)
+    except ImageTooLarge as e:
+        raise PhotoError(str(e), "too large") from None
     except CorruptImageError as e:
         raise PhotoError(str(e), "not an image") from None

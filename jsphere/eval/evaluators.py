@@ -43,8 +43,26 @@ def check_set(set_cfg: Mapping[str, Any], where: str) -> None:
             raise ValueError(f"{where} has no {key!r}")
     if set_cfg["type"] not in SET_TYPES:
         raise ValueError(f"{where}.type={set_cfg['type']!r} is not one of {SET_TYPES}")
-    if not Path(set_cfg["path"]).expanduser().exists():
-        raise FileNotFoundError(f"{where} ({set_cfg['name']}): path {set_cfg['path']!r} does not exist")
+    path = Path(set_cfg["path"]).expanduser()
+    if not path.exists():
+        relative = "" if path.is_absolute() else f" (relative to the current folder, {Path.cwd()})"
+        raise FileNotFoundError(f"{where} ({set_cfg['name']}): path {set_cfg['path']!r} does not exist{relative}. "
+                                f"{_where_to_get(set_cfg, path)}; or give its path with --{where}.path=...")
+
+
+def _where_to_get(set_cfg: Mapping[str, Any], path: Path) -> str:
+    """Where the published files of a missing set come from (nothing is downloaded at run time)."""
+    if set_cfg["type"] == "bin":
+        return (f"insightface's {path.name} comes with its training sets (faces_emore, ms1m-retinaface-t1 ...: "
+                "lfw.bin, agedb_30.bin, calfw.bin, cplfw.bin, cfp_fp.bin; see insightface's recognition/_datasets_)")
+    if set_cfg["type"] == "ijb":
+        return ("IJB-B/C come as OpenSphere's IJB.tar (its scripts/dataset_setup.sh, into data/test) or insightface's "
+                "IJB release (meta/ and loose_crop/)")
+    if path.name.endswith("_ann.txt"):
+        return ("OpenSphere's pair lists and aligned images are its validation.tar (its scripts/dataset_setup.sh, into "
+                "data/val)")
+    return ("the pair file is published with its set (LFW's pairs.txt, CALFW's / CPLFW's pairs files, AgeDB's "
+            "protocol .mat), the images aligned to 112x112 under the published names")
 
 
 class PairEvaluator:

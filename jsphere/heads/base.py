@@ -73,7 +73,9 @@ class Head:
             if key in self.choices and value not in self.choices[key]:
                 raise ValueError(f"head {self.name!r}: {key}={value!r} is not one of {self.choices[key]}")
             if key in self.bounds and value not in self.bounds[key]:
-                raise ValueError(f"head {self.name!r}: {key}={value!r} must be {self.bounds[key]}")
+                infinite = isinstance(value, float) and math.isinf(value)
+                raise ValueError(f"head {self.name!r}: {key}={value!r} " + ("is not finite; it " if infinite else "")
+                                 + f"must be {self.bounds[key]}")
             setattr(self, key, value)
         self.check_hparams()
         self.project_centres = self.PROJECT_CENTRES if project_centres is None else bool(project_centres)

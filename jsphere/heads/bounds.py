@@ -11,7 +11,8 @@ import numbers
 
 @dataclasses.dataclass(frozen=True)
 class Interval:
-    """``lo <= v <= hi`` (``<`` on an open end); ``integer`` also requires a whole number."""
+    """``lo <= v <= hi`` (``<`` on an open end) for a finite ``v`` (an infinite hyper-parameter only makes the loss
+    NaN); ``integer`` also requires a whole number."""
 
     lo: float = -math.inf
     hi: float = math.inf
@@ -20,7 +21,7 @@ class Interval:
     integer: bool = False
 
     def __contains__(self, value: object) -> bool:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             return False
         if self.integer and int(value) != value:
             return False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import jax
@@ -102,12 +102,11 @@ def build(name: str, *, embed_dim: int = 512, rngs: nnx.Rngs | None = None, dtyp
     return model
 
 
-def summary(embed_dim: int = 512) -> list[tuple[str, int, tuple[int, ...]]]:
-    """``(name, parameter count, output shape for one image)`` of every backbone, built abstractly."""
-    rows = []
+def summary(embed_dim: int = 512) -> Iterator[tuple[str, int, tuple[int, ...]]]:
+    """``(name, parameter count, output shape for one image)`` of every backbone, built abstractly, one at a time
+    (each takes seconds to trace on a small machine: a caller shows each row as it comes)."""
     x = jax.ShapeDtypeStruct((1,) + INPUT_SHAPE, jnp.float32)
     for name in names():
         model = nnx.eval_shape(lambda n=name: build(n, embed_dim=embed_dim, rngs=nnx.Rngs(0)))
         out = nnx.eval_shape(lambda m, x: m(x), model, x)
-        rows.append((name, param_count(model), tuple(out.shape)))
-    return rows
+        yield name, param_count(model), tuple(out.shape)

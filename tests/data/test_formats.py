@@ -171,6 +171,41 @@ def test_bin_round_trip_and_refusal_of_anything_but_plain_values(tmp_path):
     assert not marker.exists()
 
 
+class _Py2Dtype:
+    """numpy's uint8 dtype as Python 2 pickled it (its strings are bytes to a Python 3 reader)."""
+
+    def __reduce__(self):
+        return np.dtype, (b"u1", False, True), (3, b"|", None, None, None, -1, -1, 0)
+
+
+class _Py2Array:
+    """A 1-d uint8 array as Python 2's numpy pickled it: an empty ndarray from _reconstruct, filled from bytes."""
+
+    def __init__(self, data, dtype=None):
+        self.data, self.dtype = data, dtype or _Py2Dtype()
+
+    def __reduce__(self):
+        reconstruct = np.ndarray.__reduce__(np.empty(0))[0]
+        return reconstruct, (np.ndarray, (0,), b"b"), (1, (len(self.data),), self.dtype, False, self.data)
+
+
+def test_a_bin_of_uint8_arrays_is_read_as_insightface_reads_it(tmp_path):
+    """arcface_paddle's small_lfw.bin: each JPEG a numpy uint8 array, pickled by Python 2 (numpy.core.multiarray)."""
+    images = [_jpeg(i) for i in range(4)]
+    data = pickle.dumps(([_Py2Array(b) for b in images], [True, False]), protocol=2)
+    (tmp_path / "small_lfw.bin").write_bytes(data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    blobs, issame = binset.read_bin(tmp_path / "small_lfw.bin")
+    assert blobs == images and issame.tolist() == [True, False]
+    (tmp_path / "py3.bin").write_bytes(pickle.dumps(([np.frombuffer(b, np.uint8) for b in images], [True, False])))
+    assert binset.read_bin(tmp_path / "py3.bin")[0] == images
+    (tmp_path / "floats.bin").write_bytes(pickle.dumps(([np.zeros(3, np.float32)] * 2, [True])))
+    with pytest.raises(binset.UnsafePickleError, match="refusing to load a numpy array of dtype 'f4'"):
+        binset.read_bin(tmp_path / "floats.bin")
+    (tmp_path / "gray.bin").write_bytes(pickle.dumps(([np.zeros((2, 2), np.uint8)] * 2, [True])))
+    with pytest.raises(ValueError, match="1-d uint8 arrays"):
+        binset.read_bin(tmp_path / "gray.bin")
+
+
 def test_pack_round_trips_a_list_source_and_skips_bad_images(tmp_path):
     (tmp_path / "a").mkdir()
     for i in range(3):
