@@ -5,7 +5,8 @@ ml_collections parses an override by the type of the value the recipe holds, so 
 over a recipe's ``width=0.5`` would arrive as 16.0, and a name the recipe does not hold would be refused as a
 typo. These overrides are taken out of the command line before absl parses it (``split``) and set afterwards as
 the user wrote them (``apply``): a Python literal (``16`` an int, ``0.5`` a float, ``(2, 8, 16, 4)`` a tuple,
-``true`` / ``false`` / ``none`` in any case), else the text itself. The model and the head then check names and
+``true`` / ``false`` / ``none`` in any case, ``inf`` / ``-inf`` / ``nan`` a float, as absl reads them), else the text
+itself. The model and the head then check names and
 values (``config_check.check_model``, ``heads.from_config``), naming the key at fault.
 """
 
@@ -20,6 +21,7 @@ import ml_collections
 FREE_FORM = ("model.kwargs", "head.hparams")
 PREFIX = "--config."
 WORDS = {"true": True, "false": False, "none": None}
+NON_FINITE = ("inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan")
 
 
 def split(argv: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -47,9 +49,13 @@ def split(argv: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def literal(text: str) -> Any:
-    """The value ``text`` writes: a Python literal, ``true``/``false``/``none`` in any case, else the text."""
-    if text.strip().lower() in WORDS:
-        return WORDS[text.strip().lower()]
+    """The value ``text`` writes: a Python literal, ``true``/``false``/``none`` in any case, a non-finite float
+    (``inf``, ``-inf``, ``nan``: the head or model refuses it by name), else the text."""
+    word = text.strip().lower()
+    if word in WORDS:
+        return WORDS[word]
+    if word in NON_FINITE:
+        return float(word)
     try:
         return ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, MemoryError, RecursionError):

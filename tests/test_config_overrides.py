@@ -3,6 +3,7 @@ int over a recipe's float), may add an argument the recipe does not set, and a m
 them is refused in one line naming the key."""
 
 import ast
+import math
 import subprocess
 import sys
 
@@ -36,9 +37,14 @@ def test_overrides_of_the_model_and_head_arguments_keep_the_type_written():
 
 @pytest.mark.parametrize(("text", "value"), [("16", 16), ("0.5", 0.5), ("-3", -3), ("(2, 8, 16, 4)", (2, 8, 16, 4)),
                                              ("True", True), ("false", False), ("None", None), ("'C'", "C"),
-                                             ("C", "C"), ("trainable", "trainable")])
+                                             ("C", "C"), ("trainable", "trainable"), ("inf", float("inf")),
+                                             ("-Inf", float("-inf"))])
 def test_an_override_is_read_as_the_literal_it_writes(text, value):
     assert config_overrides.literal(text) == value and type(config_overrides.literal(text)) is type(value)
+
+
+def test_an_override_reads_nan_as_a_float_for_the_head_to_refuse():
+    assert math.isnan(config_overrides.literal("nan"))
 
 
 def test_split_takes_out_only_entries_of_the_free_form_dicts_and_apply_keeps_them_locked():
