@@ -106,8 +106,8 @@ def _named_by_flag(out: Path, flag: str) -> Iterator[None]:
     except OSError as e:
         if e.filename is None or not e.strerror or not str(e.filename).startswith(str(out.parent)):
             raise
-        raise errors.UserError(f"{flag} {out}: cannot write there ({e.strerror.lower()}); give a writable "
-                               "place") from None
+        raise errors.UserError(f"{flag} {out}: cannot write there ({e.strerror.lower()}); give a place that can "
+                               "be written") from None
 
 
 @contextlib.contextmanager

@@ -133,7 +133,7 @@ def test_embed_writes_exactly_the_output_named_and_refuses_a_folder(tmp_path, ca
 def test_a_place_that_cannot_be_written_is_named_by_the_flag_and_the_path_given(tmp_path):
     for stage in (outputs.staged_file, outputs.staged_dir):
         with pytest.raises(errors.UserError, match=rf"--out {tmp_path / 'x'}: cannot write there \(read-only file "
-                                                   r"system\); give a writable place"):
+                                                   r"system\); give a place that can be written"):
             with stage(tmp_path / "x") as tmp:
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp))
         assert list(tmp_path.iterdir()) == []

@@ -1,14 +1,17 @@
 """The command-line options and report every importer command shares: ``--arch`` (default ``auto``: read from the
-file) with ``--model-kwargs``, JSON-object flags, and the line saying what was found."""
+file) with ``--model-kwargs``, JSON-object flags, the line saying what was found and the last line, saying what was
+written and the input convention recorded with it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from converters.core import backbone_import
+from converters.core import backbone_import, conventions
 from converters.core.found import Found
-from jsphere import models
+from jsphere import checkpoint, models
+from jsphere.input_convention import InputConvention
 
 
 def parse_json_object(text: str, flag: str) -> dict:
@@ -34,3 +37,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, names: list[str] | None
                         help=f"'{backbone_import.AUTO}' (default: read from the file) or one of {', '.join(names)}")
     parser.add_argument("--model-kwargs", default="{}",
                         help='JSON keyword arguments of the model, e.g. \'{"scale": 1}\'')
+
+
+def wrote(path: Path) -> str:
+    """Every importer's last line: the checkpoint written and the input it recorded (``summary``: what was
+    known, or what was assumed and how to change it)."""
+    meta = checkpoint.load_meta(path)
+    source = meta.get("source") or {}
+    convention = InputConvention.from_meta(meta.get("input"))
+    return f"wrote {path}; " + conventions.summary(convention, source.get("input_reason", ""),
+                                                    bool(source.get("input_assumed")))

@@ -93,8 +93,8 @@ def _read_array(s: _Stream, index: int) -> np.ndarray:
     dtype = np.dtype(DTYPES[flag]).newbyteorder("<")
     count = math.prod(shape)
     if count * dtype.itemsize > len(s.data) - s.pos:
-        raise ValueError(f"{s.where}: {what} has shape {tuple(shape)} of {dtype.name} ({count * dtype.itemsize:,} "
-                         f"bytes), the file has {len(s.data) - s.pos:,} left: a truncated or corrupt .params file")
+        raise ValueError(f"{s.where}: truncated MXNet .params file: {what} has shape {tuple(shape)} of {dtype.name} "
+                         f"({count * dtype.itemsize:,} bytes), the file has {len(s.data) - s.pos:,} left")
     return np.frombuffer(s.take(count * dtype.itemsize, what), dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 

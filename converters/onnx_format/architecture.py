@@ -39,7 +39,8 @@ def _mobilefacenet(graph: Graph, convs: list[Op], dim: int, where: str) -> Found
         if "mobilefacenet_relu6" not in models.names():
             raise ValueError(f"{where}: a MobileFaceNet with ReLU6 (Clip) activations; this jsphere has no such "
                              "backbone")
-        return Found("mobilefacenet_relu6", dim, {}, f"foamliu's MobileFaceNet (ReLU6), {dim}-d embedding")
+        return Found("mobilefacenet_relu6", dim, {}, f"foamliu's MobileFaceNet (ReLU6), {dim}-d embedding",
+                     origin="foamliu")
     width = convs[0].weight.shape[0]
     blocks, count = [], 0
     for conv in convs[1:]:
