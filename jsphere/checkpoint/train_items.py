@@ -3,7 +3,7 @@
 * ``weights``: ``{'backbone': the model's pure state (params, frozen params, BatchNorm statistics, nested as the
   module tree), 'head': {'params', 'state'}}``: what inference and ``init_from`` read;
 * ``train``: ``{'step', 'rng', 'opt', **extra}``: the rest of the training state (SimPLE's EMA and bank);
-* ``meta``: the model and head recipe (``model_meta``).
+* ``meta``: the model and head recipe, and the alignment of the training faces when it is known (``model_meta``).
 
 A class-sharded head is saved padded to a multiple of the device count (``model_meta`` records the padding); the
 head itself re-pads it when a run resumes on another device count, and ``saved_model.load_weights`` cuts it off for
@@ -22,7 +22,9 @@ from flax import nnx
 
 from jsphere import models
 from jsphere.checkpoint.saved_model import load_meta, load_weights
+from jsphere.data.training_alignment import training_alignment
 from jsphere.heads.sharded import ShardedHead
+from jsphere.input_convention import InputConvention
 from jsphere.trainers.state import SPLIT, Setup, TrainState
 
 
@@ -30,7 +32,7 @@ def model_meta(config: ml_collections.ConfigDict, setup: Setup) -> dict[str, Any
     """What a checkpoint needs to rebuild the model and head without the training config."""
     rows = setup.head.layout() if isinstance(setup.head, ShardedHead) else {}
     head = setup.head.head if isinstance(setup.head, ShardedHead) else setup.head
-    return {
+    meta = {
         "model": {"name": config.model.name, "embed_dim": config.model.embed_dim,
                   "kwargs": config.model.kwargs.to_dict()},
         "head": {"name": config.head.name, "hparams": config.head.hparams.to_dict(),
@@ -38,6 +40,10 @@ def model_meta(config: ml_collections.ConfigDict, setup: Setup) -> dict[str, Any
                  "num_classes": int(setup.num_classes), "feat_dim": config.model.embed_dim, **rows},
         "source": {"trainer": "jsphere", "config": config.to_json()},
     }
+    alignment = training_alignment(config.data.source, config.data.get("alignment", "auto"))
+    if alignment is not None:  # jsphere's pixels, the data's alignment (jsphere.input_convention)
+        meta["input"] = InputConvention(alignment=alignment).to_meta()
+    return meta
 
 
 def weights_item(setup: Setup, state: TrainState) -> dict:
