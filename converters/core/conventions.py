@@ -18,7 +18,8 @@ own ``face_alignment`` (``opensphere``); insightface's and arcface_torch's relea
 and ONNX zoos) on insightface's alignment (``arcface``), as are AdaFace's, CurricularFace's, face.evoLVe's,
 TreB1eN's and foamliu's released models, all trained on insightface's aligned MS1M (or WebFace) crops. An ONNX graph
 of another origin says neither its channel order nor its alignment: the convention of its architecture's toolkit
-is assumed (insightface's for IResNet / MobileFaceNet / IR, OpenSphere's for SFNet) and the importer says so.
+is assumed (insightface's for IResNet / MobileFaceNet / IR, OpenSphere's for SFNet) and the importer says so;
+one ``converters.export_onnx`` wrote says both in its metadata (``ONNX_INPUT_KEY``), and they are taken from there.
 
 ``--input-convention`` (``rgb``, ``bgr``, ``imagenet`` or a JSON object ``{"channels", "mean", "std",
 "alignment"}``) overrides: its pixels replace the decided ones (a JSON object's missing ones are jsphere's), its
@@ -61,6 +62,8 @@ def for_origin(origin: str, file: str | Path) -> tuple[InputConvention, str]:
     return JSPHERE, ""
 
 
+ONNX_INPUT_KEY = "jsphere.input"  # converters.export_onnx's metadata_props entry: the InputConvention it takes
+RECORDED_WHY = "the file's own record (converters.export_onnx)"
 OPENSPHERE_LAYOUTS = ("opensphere-v1", "opensphere-v2")
 TRAINED_ON_INSIGHTFACE_CROPS = ("adaface", "curricularface", "evolve", "foamliu")
 OPENSPHERE_ARCHS = re.compile(r"^sfnet")  # OpenSphere's own backbones (an ONNX graph of one: OpenSphere's input)
@@ -97,18 +100,24 @@ def alignment_for(origin: str, layout: str, arch: str = "") -> tuple[str, str, b
 
 
 def decide(origin: str, layout: str, file: str | Path, *, arch: str = "", pixels: InputConvention | None = None,
-           pixels_why: str = "", override: InputConvention | None = None) -> Decision:
+           pixels_why: str = "", recorded: InputConvention | None = None,
+           override: InputConvention | None = None) -> Decision:
     """The convention to record: ``pixels`` (what an ONNX graph's own preprocessing asks for, with
-    ``pixels_why``) or those of ``origin``, the alignment of the source layout, ``override`` (``--input-convention``)
-    over both."""
+    ``pixels_why``), else those the file ``recorded`` (``converters.export_onnx``'s metadata), else those of
+    ``origin``; the alignment ``recorded``, else that of the source layout; ``override`` (``--input-convention``)
+    over all."""
+    if pixels is None and recorded is not None:
+        pixels, pixels_why = recorded.with_alignment(None), RECORDED_WHY
     if pixels is None:
         pixels, origin_why = for_origin(origin, file)
         pixels_why = pixels_why or origin_why
     alignment, alignment_why, assumed = alignment_for(origin, layout, arch)
-    pixels_assumed = layout == "onnx" and not pixels_why
+    if recorded is not None and recorded.alignment is not None:
+        alignment, alignment_why, assumed = recorded.alignment, RECORDED_WHY, False
+    pixels_assumed = layout == "onnx" and not pixels_why and recorded is None
     if pixels_assumed:
         pixels_why = "an ONNX graph does not say its channel order: RGB assumed"
-    reasons = [r for r in (pixels_why, alignment_why) if r]
+    reasons = list(dict.fromkeys(r for r in (pixels_why, alignment_why) if r))
     decision = Decision(pixels.with_alignment(alignment), "; ".join(reasons), assumed or pixels_assumed)
     if override is None:
         return decision

@@ -2,12 +2,14 @@
 (``graph_reader``), the backbone they describe detected (``architecture``) or named, the graph's layers matched to
 that backbone's in call order and rewritten as a torch-named state_dict (``to_torch_state_dict``: folded
 BatchNorms, biases with no place of their own and the input preprocessing undone exactly), the preprocessing that
-cannot be folded recorded as the input convention (``input_convention``). ``python -m converters.import_onnx`` is
-its command; its help lists the equivalent forms accepted.
+cannot be folded recorded as the input convention (``input_convention``), or what ``converters.export_onnx`` says
+the graph takes in its metadata (``exported_input``). ``python -m converters.import_onnx`` is its command; its help
+lists the equivalent forms accepted.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -158,6 +160,18 @@ def input_convention(graph: graph_reader.Graph, where: str) -> InputConvention |
     return InputConvention("RGB", tuple(-offset / scale), tuple(1.0 / scale))
 
 
+def exported_input(graph: graph_reader.Graph, where: str) -> InputConvention | None:
+    """What a graph ``converters.export_onnx`` wrote says it takes (its ``metadata_props``), None for others."""
+    text = graph.metadata.get(conventions.ONNX_INPUT_KEY)
+    if text is None:
+        return None
+    try:
+        return InputConvention.from_meta(json.loads(text))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: its metadata {conventions.ONNX_INPUT_KEY!r} is not an input convention "
+                         f"({e})") from None
+
+
 def resolve(graph: graph_reader.Graph, where: str, arch: str = backbone_import.AUTO,
             kwargs: dict | None = None) -> Found:
     """The backbone to build: detected, or ``arch`` (with the shape knobs detection reads when it recognises the
@@ -198,7 +212,7 @@ def import_onnx(path: str, out: str, *, arch: str = backbone_import.AUTO, kwargs
         notes.append("output L2 normalisation dropped")
     decision = conventions.decide(found.origin, LAYOUT, where, arch=found.arch, pixels=recorded,
                                   pixels_why="the graph's own preprocessing" if recorded else "",
-                                  override=convention_override)
+                                  recorded=exported_input(graph, where), override=convention_override)
     found = replace(found, input=decision.convention.to_meta())
     if report:
         report(found, ", ".join([LAYOUT, *notes]))

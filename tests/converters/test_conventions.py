@@ -7,11 +7,13 @@ both frameworks the recorded convention; a converted checkpoint's step comes onl
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from converters import import_onnx, import_torch
-from converters.core import agreement, layouts
+from converters.core import agreement, conventions, layouts
+from converters.onnx_format import onnx_export
 from converters.pth_format import crosscheck, pth_file, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images, random_torch_model
@@ -130,3 +132,42 @@ def test_treb1en_model_ir_se50_is_written_as_step_0(tmp_path):
     torch.save(random_torch_model("sfnet4_bn").state_dict(), tmp_path / "model_ir_se50.pth")
     out = pth_import.import_checkpoint("auto", str(tmp_path / "model_ir_se50.pth"), str(tmp_path / "ckpt"))
     assert out.name == "0" and checkpoint.load_weights(tmp_path / "ckpt").step == 0
+
+
+def test_an_exported_onnx_file_imports_back_with_the_convention_it_records(tmp_path, capsys):
+    """Before: the graph of a BGR model trained on OpenSphere-aligned faces came back 'input assumed: ...,
+    insightface's alignment (arcface)' (export_onnx folds the channel swap, so the pixels were right by luck)."""
+    torch.save(random_torch_model("mobilefacenet", seed=3, embed_dim=128, scale=1).state_dict(), tmp_path / "m.pth")
+    ckpt = pth_import.import_checkpoint("auto", str(tmp_path / "m.pth"), str(tmp_path / "ckpt"),
+                                        input_convention=conventions.parse('{"channels": "BGR", '
+                                                                           '"alignment": "opensphere"}'))
+    onnx_export.export(str(ckpt), str(tmp_path / "m.onnx"))
+    line = _last_line(capsys, "converters.import_onnx", import_onnx.main,
+                      ["--onnx", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back")])
+    assert ("; input: RGB, (x - 127.5) / 127.5, OpenSphere's alignment (opensphere) (the file's own record "
+            "(converters.export_onnx))") in line and "assumed" not in line
+    meta = checkpoint.load_meta(tmp_path / "back")
+    assert meta["input"] == CONVENTIONS["rgb"].with_alignment("opensphere").to_meta()
+    assert meta["source"]["input_assumed"] is False
+    faces = images(3)
+    agree(Embedder.from_checkpoint(tmp_path / "back", batch_size=3).embed(faces, flip="none"),
+          Embedder.from_checkpoint(ckpt, batch_size=3).embed(faces, flip="none"))
+
+
+@pytest.mark.parametrize("record", ['{"channels": "GBR"}', "[1, 2]", "not json", "[" * 100_000])
+def test_a_metadata_record_that_is_not_a_convention_is_one_line(tmp_path, capsys, record):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(random_torch_model("sfnet4_bn").eval(), (torch.zeros(1, 3, 112, 112),),
+                          str(tmp_path / "m.onnx"), dynamo=False, opset_version=13)
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = conventions.ONNX_INPUT_KEY, record
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    with pytest.raises(SystemExit) as exit_:
+        cli.run("converters.import_onnx", import_onnx.main,
+                ["--onnx", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "ckpt")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("converters.import_onnx: error: ") and "'jsphere.input'" in lines[0], lines
+    assert not (tmp_path / "ckpt").exists()
