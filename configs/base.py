@@ -46,6 +46,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.data.sampler = ml_collections.ConfigDict(
         dict(type="shuffle", samples_per_identity=4, unbalance_factor=1.0, total_size=0))
     c.data.on_corrupt = "raise"  # raise | skip (replace deterministically and count)
+    # how the training faces were aligned, recorded in the checkpoints for jsphere.embed --detect: arcface
+    # (insightface's) | opensphere | unknown | auto (a train.rec: arcface; a jsphere.align folder: its align.json)
+    c.data.alignment = "auto"
 
     c.batch_size = 512  # global batch over all devices and processes
     c.total_steps = 70_000

@@ -59,6 +59,7 @@ def vggface2_v1(backbone: str, head: str, *, hparams: dict | None = None,
     c.data.source = "data/train/vggface2_train_ann.txt"
     c.data.format = "list_v1"
     c.data.data_dir = "data/train"
+    c.data.alignment = "opensphere"  # VGGFace2 cropped by OpenSphere's face_alignment
     c.data.flip = 0.5
     c.data.label_noise.ratio = label_noise
     c.data.label_noise.seed = noise_seed
@@ -76,6 +77,7 @@ def ms1m_v1(backbone: str, head: str, hparams: dict, milestones: tuple[int, ...]
     """OpenSphere v1 on MS1M-refine (4 GPUs suggested): batch 512, validation every 5k steps."""
     c = vggface2_v1(backbone, head, hparams=hparams, milestones=milestones)
     c.data.source = "data/train/ms1m_refine_train_ann.txt"
+    c.data.alignment = "arcface"  # insightface's MS1M crops
     _schedule(c, milestones, 2_000, 8_000)
     c.val_every = 5_000
     return c
@@ -107,6 +109,7 @@ def ms1m_v2(backbone: str, head: str) -> ml_collections.ConfigDict:
     c.data.source = "data/train/ms1m_refine/ms1m_refine.lst"
     c.data.format = "list_v2"
     c.data.data_dir = "data/train/ms1m_refine/ms1m_refine_112x112"
+    c.data.alignment = "arcface"  # insightface's MS1M crops
     c.batch_size = 512
     c.optim.clip_scope = "joint"
     c.optim.clip_grad_norm = 100.0

@@ -1,12 +1,13 @@
 """``python -m converters.check --pth FILE [--arch auto|ARCH] [--model-kwargs JSON] [--images PATH]
-[--pairs LIST --data-dir DIR]``
+[--pairs LIST --data-dir DIR] [--input-convention CONVENTION]``
 
 Loads the file into our PyTorch reference definition of the model (read from the file, or ``--arch``) and into the
-converted jsphere model, runs both on the same images (given ones, or rendered synthetic faces) with a progress
-bar, and prints max |Δ| and min cosine of the embeddings — and, with a pair list, both frameworks' verification
-accuracy side by side. A low cosine means the architecture is wrong even if the keys fit. When the keys fit two
-models (``sfnet*`` vs ``sfnet*_deprecated``) the other one is embedded too and compared: with ``--pairs``, the
-higher verification accuracy names the right one.
+converted jsphere model, runs both on the same images (given ones, or rendered synthetic faces), both fed the input
+convention ``converters.import_torch`` records for the file (foamliu's ImageNet normalisation, AdaFace's BGR ...;
+``--input-convention`` overrides), with a progress bar, and prints max |Δ| and min cosine of the embeddings — and,
+with a pair list, both frameworks' verification accuracy side by side. A low cosine means the architecture is wrong
+even if the keys fit. When the keys fit two models (``sfnet*`` vs ``sfnet*_deprecated``) the other one is embedded
+too and compared: with ``--pairs``, the higher verification accuracy names the right one.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from converters.core import agreement, arguments, backbone_import, layouts
+from converters.core import agreement, arguments, backbone_import, conventions, layouts
 from converters.pth_format import crosscheck, pth_file
 from converters.torch_reference import backbones as torch_backbones
-from jsphere import cli
+from jsphere import cli, errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,12 +27,20 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_model_arguments(p, torch_backbones.names())
     p.add_argument("--images", default=None, help="folder, list file or .npy of aligned 112x112 images")
     p.add_argument("--pairs", default=None, help="a pair file (any published form): side-by-side verification accuracy")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="with --pairs: the folder its image paths are relative to")
+    conventions.add_argument(p, "the one converters.import_torch records for the file")
     a = p.parse_args(argv)
+    if a.data_dir and not a.pairs:
+        raise errors.UserError(f"--data-dir {a.data_dir}: --data-dir goes with --pairs (the folder of the pair "
+                               "list's images)")
+    override = conventions.from_argument(a.input_convention)
     state_dict, _, layout = layouts.split_checkpoint(pth_file.load(a.pth), a.pth)
     kwargs = arguments.parse_json_object(a.model_kwargs, "--model-kwargs")
-    found, alternatives = crosscheck.choose(state_dict, layout, a.pth, arch=a.arch, kwargs=kwargs)
+    found, alternatives, decision = crosscheck.choose(state_dict, layout, a.pth, arch=a.arch, kwargs=kwargs,
+                                                      input_convention=override)
     print(f"checking {backbone_import.describe(found)}")
+    print(f"both frameworks are fed {decision.convention.describe_pixels()}, the input an import records "
+          f"({decision.why}; --input-convention changes it)")
     images, evaluator = crosscheck.load_images(a.pairs, a.images, a.data_dir)
     r = crosscheck.compare(found, state_dict, a.pth, images, progress=True)
     print(f"{found.arch}: {len(images)} images, max |jsphere - torch| = {r['max_abs_diff']:.3e}, "

@@ -12,7 +12,9 @@ checkpoint of ``jsphere.detect.Detector``.
 Conv kernels OIHW become HWIO, linear weights are transposed, and the first dense layer of R-Net and O-Net is
 re-ordered to jsphere's NHWC flatten (H, W, C): OpenSphere's port flattens its 3x3 map as (C, W, H),
 facenet-pytorch's as (W, H, C). ``--out`` defaults to ``$JSPHERE_MTCNN`` or ``~/.cache/jsphere/mtcnn``, where the
-commands look for it; the file is written only when all three networks convert.
+commands look for it; the file is written only when all three networks convert, and an ``--out`` that exists and
+is not empty (a second import into the default place too) is replaced only with ``--overwrite`` (the rule of
+:mod:`jsphere.outputs`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 from pathlib import Path
 
 from converters.mtcnn_weights import mtcnn_import
-from jsphere import cli
+from jsphere import cli, outputs
 from jsphere.detect import weights
 
 
@@ -29,10 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="converters.import_mtcnn", description=__doc__)
     p.add_argument("--weights", required=True, help="folder with pnet/rnet/onet .npy (OpenSphere) or .pt files")
     p.add_argument("--out", default=None, help=f"checkpoint folder (default: {weights.default_dir()})")
+    outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
+    flag = "--out" if a.out is not None else f"--out (default {weights.default_dir()})"
+    weights.check_output(a.out, overwrite=a.overwrite, flag=flag)
     params, layout = mtcnn_import.convert(a.weights)
     print(f"found MTCNN weights in the {layout} layout ({len(params)} tensors)", file=sys.stderr)
-    path = weights.save(params, a.out, source=f"{layout}:{Path(a.weights).expanduser().resolve()}")
+    path = weights.save(params, a.out, source=f"{layout}:{Path(a.weights).expanduser().resolve()}",
+                        overwrite=a.overwrite, flag=flag)
     print(f"wrote {path}")
     return 0
 

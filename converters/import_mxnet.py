@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     path = mxnet_import.import_params(a.params, a.out, symbol=a.symbol, arch=a.arch,
                                      kwargs=arguments.parse_json_object(a.model_kwargs, "--model-kwargs"),
                                      report=arguments.print_found, overwrite=a.overwrite)
-    print(f"wrote {path} (input: RGB, (x - 127.5) / 127.5 as everywhere in jsphere)")
+    print(arguments.wrote(path))
     return 0
 
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                                    kwargs=arguments.parse_json_object(a.model_kwargs, "--model-kwargs"),
                                    report=arguments.print_found, overwrite=a.overwrite,
                                    convention_override=conventions.from_argument(a.input_convention))
-    print(f"wrote {path}")
+    print(arguments.wrote(path))
     return 0
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from converters.core import arguments, conventions
 from converters.pth_format import pth_import
-from jsphere import cli, outputs
+from jsphere import cli, errors, outputs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,19 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head", default=None, help="OpenSphere v1 head_<iter>.pth (v2 model files carry their head)")
     p.add_argument("--head-name", default=None, help="jsphere head name, e.g. sphereface2")
     p.add_argument("--head-hparams", default="{}", help='JSON, e.g. \'{"magn_type": "C", "alpha": 0.7}\'')
-    p.add_argument("--embed-dim", type=int, default=None)
+    p.add_argument("--embed-dim", type=int, default=None, help="check the embedding size (default: read from the file)")
     p.add_argument("--num-classes", type=int, default=None, help="check the head's class count")
     p.add_argument("--out", required=True)
     conventions.add_argument(p, "decided from the file")
     outputs.add_overwrite_argument(p)
     a = p.parse_args(argv)
+    for flag, value in (("--embed-dim", a.embed_dim), ("--num-classes", a.num_classes)):
+        if value is not None and value < 1:
+            raise errors.UserError(f"{flag} {value}: must be >= 1 (or left out: the file says it)")
     convention = conventions.from_argument(a.input_convention)
     path = pth_import.import_checkpoint(
         a.arch, a.backbone, a.out, head=a.head, head_name=a.head_name,
         head_hparams=arguments.parse_json_object(a.head_hparams, "--head-hparams"), embed_dim=a.embed_dim,
         num_classes=a.num_classes, kwargs=arguments.parse_json_object(a.model_kwargs, "--model-kwargs"),
         report=arguments.print_found, overwrite=a.overwrite, input_convention=convention)
-    print(f"wrote {path}")
+    print(arguments.wrote(path))
     return 0
 
 

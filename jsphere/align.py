@@ -1,4 +1,5 @@
-"""``python -m jsphere.align --input PHOTOS --output ALIGNED [--largest | --all] [--workers N] [--crop 112x112]``:
+"""``python -m jsphere.align --input PHOTOS --output ALIGNED [--largest | --all] [--workers N] [--crop 112x112]
+[--ckpt DIR | --align-style arcface|opensphere]``:
 detect and align the faces of a folder of ordinary photos, for ``jsphere.data.pack`` and training.
 
 ``PHOTOS`` is a folder (``identity/image.jpg`` ..., every .jpg/.jpeg/.png/.bmp below it) or a list file (one
@@ -6,7 +7,10 @@ photo path per line, relative to the list's folder, other fields ignored). Each 
 by default (``--largest``), or every face with ``--all`` (written as ``image_0.jpg``, ``image_1.jpg`` ..., highest
 score first) — is found by MTCNN (``jsphere.detect``; the checkpoint of ``converters.import_mtcnn``), aligned
 by OpenSphere's 5-point similarity (``jsphere.data.landmark_align``) and written under the same relative name in
-``ALIGNED`` (JPEG quality 95, PNG and BMP as they came).
+``ALIGNED`` (JPEG quality 95, PNG and BMP as they came). ``--ckpt DIR`` aligns as that model's training faces were
+(the alignment its checkpoint records: insightface's for its and arcface_torch's releases), ``--align-style``
+chooses either way; ``ALIGNED/align.json`` records the style, which a run trained on the folder records in its
+checkpoints (``config.data.alignment``).
 
 Photos without a face, unreadable files and images refused (not an image, over 64 megapixels) are listed in
 ``ALIGNED/no_face.txt`` (``path<TAB>reason``); none stops the run. Each crop is written atomically, so an
@@ -26,17 +30,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jsphere import cli, errors, observe
+from jsphere import checkpoint, cli, errors, observe
 from jsphere.data.decode import encode_jpeg
 from jsphere.data.listfile import read_lines, resolve
 from jsphere.data.sources import IMAGE_SUFFIXES
+from jsphere.data.training_alignment import SETTINGS
 from jsphere.detect import options
 from jsphere.detect.faces import aligned_faces
 from jsphere.detect.photos import PhotoError, read_photo
+from jsphere.input_convention import InputConvention
 
 PROG = "jsphere.align"
 REPORT = "no_face.txt"
-SETTINGS = "align.json"
 
 
 def list_photos(input_path: Path) -> list[tuple[Path, str]]:
@@ -132,6 +137,20 @@ def check_settings(out: Path, settings: dict) -> None:
         path.write_text(json.dumps(settings), encoding="utf-8")
 
 
+def choose_style(given: str | None, ckpt: str | None) -> tuple[str, str]:
+    """The alignment style and why: ``--align-style``, else the one ``--ckpt``'s checkpoint records, else
+    OpenSphere's."""
+    if ckpt is None:
+        return options.align_style(given, None)[0], ("--align-style" if given else
+                                                     "OpenSphere's, the default; --ckpt DIR aligns as that model's "
+                                                     "training faces were, --align-style arcface as insightface does")
+    try:
+        recorded = InputConvention.from_meta(checkpoint.load_meta(ckpt).get("input")).alignment
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--ckpt {ckpt}: the checkpoint's input convention is unreadable: {e}") from None
+    return options.align_style(given, recorded)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog=PROG, description=__doc__)
     p.add_argument("--input", required=True, help="folder of photos (identity/image ...) or a list file")
@@ -141,12 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every face of each photo")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="photos processed at once")
     p.add_argument("--crop", type=options.parse_crop, default=(112, 112), help="112x112 (default) or 96x112")
+    p.add_argument("--ckpt", default=None,
+                   help="a model's checkpoint: align as its training faces were (the alignment it records)")
     options.add_detector_arguments(p)
     a = p.parse_args(argv)
     most = 4 * (os.cpu_count() or 1)
     if not 1 <= a.workers <= most:
         raise errors.UserError(f"--workers {a.workers}: must be in [1, {most}] (photos processed at once; more than "
                                f"4 per core only thrashes {os.cpu_count()} cores)")
+    a.align_style, why = choose_style(a.align_style, a.ckpt)
     inp, out = Path(a.input).expanduser(), Path(a.output).expanduser()
     check_paths(inp, out)
     photos = list_photos(inp)
@@ -154,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         raise errors.UserError(f"--input {inp}: no photos ({'/'.join(IMAGE_SUFFIXES)}) found")
     detector = options.detector_from_args(a)
     check_settings(out, {**options.settings(a), "crop": list(a.crop), "faces": "all" if a.all else "largest"})
+    print(f"{PROG}: aligning faces {a.align_style}-style ({why})", file=sys.stderr)
     listed = read_report(out / REPORT)
     todo = [(src, rel) for src, rel in photos if not done(out, rel, a.all, listed)]
     written = aligned = 0

@@ -19,6 +19,7 @@ from flax import nnx
 
 import configs
 from jsphere import heads, models, optim, outputs
+from jsphere.data import training_alignment
 from jsphere.eval import report
 from jsphere.inference import check_batch_size
 from jsphere.trainers import DTYPES, TRAINERS
@@ -83,6 +84,8 @@ def _check_data(config: ml_collections.ConfigDict) -> None:
     _number(config, "data.threads", lambda v: v >= 1, "must be >= 1")
     _number(config, "data.prefetch", lambda v: v >= 0, "must be >= 0")
     _require(d.on_corrupt in ON_CORRUPT, "data.on_corrupt", d.on_corrupt, f"is not one of {ON_CORRUPT}")
+    _require(d.alignment in training_alignment.CHOICES, "data.alignment", d.alignment,
+             f"is not one of {training_alignment.CHOICES}")
     _require(d.sampler.type in SAMPLERS, "data.sampler.type", d.sampler.type, f"is not one of {SAMPLERS}")
     if d.sampler.type == "grouped":
         k = d.sampler.samples_per_identity

@@ -1,17 +1,20 @@
 """``python -m jsphere.embed --ckpt DIR --input PATH --output feats.npy [--flip sum|none] [--batch-size N]
 [--landmarks FILE]``: embeddings of your own face images.
 
-PATH is a folder (every image below it, sorted by path), a list file (one image path per line, optionally
-followed by other fields; relative paths are relative to the list's folder) or a ``.npy`` of uint8 NHWC
-aligned 112x112 RGB images. Unaligned images need ``--landmarks``: a text file of ``path x1 y1 ... x5 y5`` lines
-(left eye, right eye, nose, left and right mouth corners) or a ``.npy`` [N, 5, 2] in input order; they are
-aligned to the ArcFace 112x112 template. Output: float32 [N, D] rows in input order (not normalised), written at
-exactly the ``--output`` path under :mod:`jsphere.outputs`' rule (``--overwrite`` replaces an existing file).
+PATH is a folder (every image below it, sorted by path), a list file (one image path per line, optionally followed
+by other fields; relative paths are relative to the list's folder) or a ``.npy`` of uint8 NHWC aligned 112x112 RGB
+images. Unaligned images need ``--landmarks``: a text file of ``path x1 y1 ... x5 y5`` lines (left eye, right eye,
+nose, left and right mouth corners) or a ``.npy`` [N, 5, 2] in input order; they are aligned to the ArcFace 112x112
+template the way the model's training faces were (the alignment its checkpoint records, else insightface's;
+``--align-style`` overrides). Output: float32 [N, D] rows in input order (not normalised), written at exactly the
+``--output`` path under :mod:`jsphere.outputs`' rule (``--overwrite`` replaces an existing file).
 
 Raw photos: ``--detect`` finds each photo's largest face with MTCNN (``jsphere.detect``, the checkpoint of
-``converters.import_mtcnn``) and aligns it as OpenSphere does: one row per photo, NaN for a photo without a
-usable face; ``--all`` embeds every face, one row each. ``--faces FILE`` (default ``<output>.faces.tsv``) tells
-which photo, box, score and landmarks each row is (``jsphere.detect.embed_faces``).
+``converters.import_mtcnn``) and aligns it as the model's training faces were (the alignment its checkpoint records:
+insightface's for insightface / arcface_torch releases, OpenSphere's for OpenSphere's; OpenSphere's when none is
+recorded; ``--align-style`` overrides): one row per photo, NaN for a photo without a usable face; ``--all`` embeds
+every face, one row each. ``--faces FILE`` (default ``<output>.faces.tsv``) tells which photo, box, score and
+landmarks each row is (``jsphere.detect.embed_faces``).
 """
 
 from __future__ import annotations
@@ -53,18 +56,27 @@ def main(argv: list[str] | None = None) -> int:
                             "--faces": faces_path if a.detect else None})
     outputs.check_free(a.output, flag="--output", overwrite=a.overwrite, folder=False)
     check_batch_size(a.batch_size, "--batch-size")
+    if a.align_style and not (a.detect or a.landmarks):
+        raise errors.UserError("--align-style goes with --detect or --landmarks (faces to align)")
     if a.detect:
         outputs.check_free(faces_path, flag="--faces", overwrite=a.overwrite, folder=False)
-        found = embed_faces.detect_inputs(a.input, detect_options.detector_from_args(a), all_faces=a.all,
-                                          style=a.align_style)
+    detector = detect_options.detector_from_args(a) if a.detect else None
+    embedder = Embedder.from_checkpoint(a.ckpt, step=a.step, batch_size=a.batch_size, progress=True)
+    style = None
+    if a.detect or a.landmarks:
+        style, why = detect_options.align_style(a.align_style, embedder.alignment,
+                                                detect_options.DEFAULT_STYLE if a.detect else "arcface")
+    if a.detect:
+        found = embed_faces.detect_inputs(a.input, detector, all_faces=a.all, style=style)
         for line in found.missing:
             print(f"{PROG}: no face: {line}", file=sys.stderr)
         if not len(found.faces):
             raise errors.UserError(f"--input {a.input}: no face found in any photo ({len(found.missing)} listed above)")
         images = found.faces
     else:
-        images = load_inputs(a.input, a.landmarks)
-    embedder = Embedder.from_checkpoint(a.ckpt, step=a.step, batch_size=a.batch_size, progress=True)
+        images = load_inputs(a.input, a.landmarks, style=style or "arcface")
+    if style:
+        print(f"{PROG}: faces aligned {style}-style ({why})", file=sys.stderr)
     feats = embedder.embed(images, flip=a.flip)
     if a.detect:
         feats = embed_faces.scatter(found, feats)

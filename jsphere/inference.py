@@ -3,7 +3,9 @@
 Input: uint8 [N, 112, 112, 3] aligned RGB faces or float arrays already in jsphere's form ``(x - 127.5) / 127.5``
 (RGB, [-1, 1]). They reach the model in its ``InputConvention``: jsphere's own (and insightface's, OpenSphere's)
 is that form; a model imported from a toolkit that feeds something else records its convention in the checkpoint
-(AdaFace and TreB1eN: BGR; foamliu's MobileFaceNet: ImageNet mean/std), and ``from_checkpoint`` applies it.
+(AdaFace and TreB1eN: BGR; foamliu's MobileFaceNet: ImageNet mean/std), and ``from_checkpoint`` applies it. The
+convention also records how the model's training faces were aligned (``alignment``): ``align`` crops a photo's face
+from its landmarks that way, as ``jsphere.embed --detect`` does.
 ``flip='sum'`` adds the embedding of the horizontally flipped image (OpenSphere v1 / insightface flip test-time
 augmentation); ``'none'`` does not. Output float32 [N, D], not normalised, rows in input order. Batches are padded
 to a fixed size, so the forward compiles once.
@@ -20,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from jsphere import checkpoint, models, observe
+from jsphere.data.landmark_align import align_face
 from jsphere.input_convention import JSPHERE, InputConvention
 from jsphere.memory import available_memory
 
@@ -78,6 +81,18 @@ class Embedder:
         embedder = cls(model, batch_size=batch_size, progress=progress, input_convention=convention)
         embedder.step = weights.step
         return embedder
+
+    @property
+    def alignment(self) -> str | None:
+        """How the model's training faces were aligned (``arcface`` or ``opensphere``, recorded in its checkpoint),
+        None when not recorded."""
+        return self.input_convention.alignment
+
+    def align(self, image: np.ndarray, landmarks: np.ndarray, *, style: str | None = None) -> np.ndarray:
+        """A 112x112 crop of ``image`` (uint8 RGB [H, W, 3]) from its 5 landmarks [5, 2], aligned as the model's
+        training faces were (``style``, else the recorded ``alignment``, else insightface's ``arcface``), ready for
+        ``embed``."""
+        return align_face(image, landmarks, 112, style=style or self.alignment or "arcface")
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(_forward(self.graphdef, self.state, jnp.asarray(x)))

@@ -8,7 +8,9 @@
   workdir, whose folders are outputs too: ``refuse_links_inside``);
 * an output never names an input or another output of the same command (``check_distinct``);
 * the output is built under a hidden sibling name and renamed into place when complete, so a command that
-  fails half-way (bad input found late, disk full, Ctrl-C) leaves nothing behind.
+  fails half-way (bad input found late, disk full, Ctrl-C) leaves nothing behind;
+* a place that cannot be written (read-only file system, no permission, disk full) is named by the flag and the
+  path given, never by the hidden name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+from jsphere import errors
 
 OVERWRITE_FLAG = "--overwrite"
 
@@ -136,15 +140,30 @@ def _commit(tmp: Path, out: Path, flag: str, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
+def _named_by_flag(out: Path, flag: str) -> Iterator[None]:
+    """An ``OSError`` writing at or beside ``out`` (the hidden sibling, a parent created for it) as one naming
+    ``flag`` and ``out``."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None or not e.strerror or not str(e.filename).startswith(str(out.parent)):
+            raise
+        raise errors.UserError(f"{flag} {out}: cannot write there ({e.strerror.lower()}); give a place that can "
+                               "be written") from None
+
+
+@contextlib.contextmanager
 def staged_dir(out: str | os.PathLike, *, flag: str = "--out", overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``out``; on success it becomes ``out``, on failure it is removed."""
     out = check_free(out, flag=flag, overwrite=overwrite, folder=True)
-    created = _make_parents(out.parent)
+    with _named_by_flag(out, flag):
+        created = _make_parents(out.parent)
     tmp = _sibling(out, "partial")
     try:
-        tmp.mkdir()  # with the user's umask, unlike tempfile.mkdtemp's 0700
-        yield tmp
-        _commit(tmp, out, flag, overwrite)
+        with _named_by_flag(out, flag):
+            tmp.mkdir()  # with the user's umask, unlike tempfile.mkdtemp's 0700
+            yield tmp
+            _commit(tmp, out, flag, overwrite)
         created = []
     finally:
         if tmp.exists():
@@ -156,13 +175,15 @@ def staged_dir(out: str | os.PathLike, *, flag: str = "--out", overwrite: bool =
 def staged_file(out: str | os.PathLike, *, flag: str = "--out", overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary file path next to ``out`` for the writer to create; on success it becomes ``out``."""
     out = check_free(out, flag=flag, overwrite=overwrite, folder=False)
-    created = _make_parents(out.parent)
+    with _named_by_flag(out, flag):
+        created = _make_parents(out.parent)
     tmp = _sibling(out, "partial")  # created by the writer, with the user's umask
     try:
-        yield tmp
-        if not tmp.is_file():
-            raise RuntimeError(f"{flag} {out}: the writer left no file at {tmp}")
-        _commit(tmp, out, flag, overwrite)
+        with _named_by_flag(out, flag):
+            yield tmp
+            if not tmp.is_file():
+                raise RuntimeError(f"{flag} {out}: the writer left no file at {tmp}")
+            _commit(tmp, out, flag, overwrite)
         created = []
     finally:
         if tmp.exists():

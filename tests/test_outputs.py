@@ -2,13 +2,15 @@
 created, an existing output refused unless ``--overwrite``, never written through a symbolic link, and nothing
 left behind by a command that fails."""
 
+import errno
 import importlib
+import os
 
 import numpy as np
 import pytest
 from flax import nnx
 
-from jsphere import checkpoint, embed, models, outputs
+from jsphere import checkpoint, embed, errors, models, outputs
 
 # command, its arguments before the output (inputs that do not exist or a request refused once the output is
 # checked: nothing is ever generated), the output flag, and whether the output is a folder
@@ -22,6 +24,7 @@ COMMANDS = [
     ("converters.export_torch", ["--ckpt", "{d}/none", "--layout", "insightface"], "--out", False),
     ("converters.export_torch", ["--ckpt", "{d}/none", "--layout", "opensphere-v1"], "--out", True),
     ("converters.export_onnx", ["--ckpt", "{d}/none"], "--out", False),
+    ("converters.import_mtcnn", ["--weights", "{d}/none"], "--out", True),
 ]
 IDS = [f"{c[0]}:{c[1][-1]}" for c in COMMANDS]
 
@@ -125,3 +128,12 @@ def test_embed_writes_exactly_the_output_named_and_refuses_a_folder(tmp_path, ca
     with pytest.raises(IsADirectoryError, match="--output .*out: is a folder"):
         embed.main([*base, "--output", str(tmp_path / "out")])
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["feats"]
+
+
+def test_a_place_that_cannot_be_written_is_named_by_the_flag_and_the_path_given(tmp_path):
+    for stage in (outputs.staged_file, outputs.staged_dir):
+        with pytest.raises(errors.UserError, match=rf"--out {tmp_path / 'x'}: cannot write there \(read-only file "
+                                                   r"system\); give a place that can be written"):
+            with stage(tmp_path / "x") as tmp:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp))
+        assert list(tmp_path.iterdir()) == []

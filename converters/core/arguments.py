@@ -1,6 +1,7 @@
 """The command-line options and report every importer command shares: ``--arch`` (default ``auto``: read from the
-file) with ``--model-kwargs``, JSON-object flags, the line saying what was found, and ``--import MODULE`` (the
-module that registers a backbone of one's own)."""
+file) with ``--model-kwargs``, JSON-object flags, the line saying what was found, the last line (what was written
+and the input convention recorded with it), and ``--import MODULE`` (the module that registers a backbone of one's
+own)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from converters.core import backbone_import
+from converters.core import backbone_import, conventions
 from converters.core.found import Found
-from jsphere import models
+from jsphere import checkpoint, models
+from jsphere.input_convention import InputConvention
 
 
 def parse_json_object(text: str, flag: str) -> dict:
@@ -76,3 +78,13 @@ def _import(name: str) -> None:
     except ModuleNotFoundError as e:
         raise ValueError(f"--import {name}: {e} (give a module importable from the current folder, or a .py "
                          "file)") from None
+
+
+def wrote(path: Path) -> str:
+    """Every importer's last line: the checkpoint written and the input it recorded (``summary``: what was
+    known, or what was assumed and how to change it)."""
+    meta = checkpoint.load_meta(path)
+    source = meta.get("source") or {}
+    convention = InputConvention.from_meta(meta.get("input"))
+    return f"wrote {path}; " + conventions.summary(convention, source.get("input_reason", ""),
+                                                    bool(source.get("input_assumed")))

@@ -79,7 +79,7 @@ def _as_arch(arch: str, fits: list[Found], state_dict: dict, layout: str) -> Fou
 def resolve(state_dict: dict, layout: str, where: str, *, arch: str = AUTO, kwargs: dict | None = None,
             embed_dim: int | None = None) -> Found:
     """The backbone to build for ``state_dict``: inferred (``arch='auto'``) or the named one, with explicit
-    ``kwargs`` overriding what the file shows."""
+    ``kwargs`` overriding what the file shows; ``embed_dim``, when given, must be the file's."""
     if arch == AUTO:
         fits = infer.infer(state_dict, layout, where)
         if len(fits) > 1:
@@ -98,8 +98,10 @@ def resolve(state_dict: dict, layout: str, where: str, *, arch: str = AUTO, kwar
         except ValueError:
             fits = []
         found = _as_arch(arch, fits, state_dict, layout)
-    merged = {**found.kwargs, **(kwargs or {})}
-    return replace(found, kwargs=merged, embed_dim=int(embed_dim or found.embed_dim))
+    if embed_dim is not None and embed_dim != found.embed_dim:
+        raise ValueError(f"--embed-dim {embed_dim}: {where} holds a {found.embed_dim}-d embedding; leave --embed-dim "
+                         "out (the file says it)")
+    return replace(found, kwargs={**found.kwargs, **(kwargs or {})})
 
 
 def describe(found: Found) -> str:

@@ -39,9 +39,19 @@ def strip_prefix(state_dict: dict, prefix: str = "module.") -> tuple[OrderedDict
     return OrderedDict(state_dict), False
 
 
-def step_from_name(path: str | Path) -> int:
-    match = re.search(r"(\d+)\.(pth|pt|safetensors)$", Path(path).name)
-    return int(match.group(1)) if match else 0
+STEP_NAMES = {  # the file names that are a training step, in the layout whose trainer writes them
+    "opensphere-v1": re.compile(r"^(backbone|head)_(\d+)\.pth$"),
+    "opensphere-v2": re.compile(r"^(model|ckpt)_(\d+)\.pth$"),
+}
+
+
+def step_from_name(path: str | Path, layout: str) -> int:
+    """The training step a file's name gives, for the names OpenSphere's trainers write (``backbone_<iter>.pth``,
+    ``model_<step>.pth``, ``ckpt_<step>.pth``) in their own layout; 0 for any other name, whatever digits it holds
+    (TreB1eN's ``model_ir_se50.pth`` is a depth, face.evoLVe's ``..._Epoch_120.pth`` an epoch)."""
+    pattern = STEP_NAMES.get(layout)
+    match = pattern.match(Path(path).name) if pattern else None
+    return int(match.group(2)) if match else 0
 
 
 def split_checkpoint(obj: object, where: str) -> tuple[OrderedDict, OrderedDict | None, str]:

@@ -7,12 +7,14 @@ float32 arrays, pickled (protocol 2 by old NumPy, 3-4 by new) as ``numpy.core.mu
 ``numpy._core.multiarray._reconstruct`` + ``numpy.ndarray`` + ``numpy.dtype`` states, with ``_codecs.encode``
 for the raw bytes under protocol 2. This module's unpickler admits exactly those globals, each replaced by a
 builder that checks what it is given (numeric dtypes only, buffer size against shape) before making an array;
-any other global is refused before it runs.
+any other global is refused before it runs. A plain array's header is checked against the bytes the file holds
+before anything is allocated (a header may claim any shape).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import re
@@ -42,7 +44,7 @@ class _ArrayBuilder:
             raise UnsafeFileError(f"bad array shape {shape!r}")
         if not isinstance(dtype, _DtypeBuilder):
             raise UnsafeFileError("array without a dtype")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         order = "F" if fortran else "C"
         if dtype.kind == "O":
             if not isinstance(raw, list) or len(raw) != count:
@@ -130,6 +132,16 @@ def _resolve(obj: Any, where: str) -> Any:
     raise UnsafeFileError(f"{where}: unexpected {type(obj).__name__} in the file")
 
 
+def _check_data_size(path: Path, header_end: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """A plain array's data must be exactly what its header's shape and dtype need: the file's bytes, not the
+    header, bound what is allocated."""
+    needed = math.prod(shape) * dtype.itemsize
+    held = path.stat().st_size - header_end
+    if needed != held:
+        raise ValueError(f"{path}: the .npy header says shape {shape} of {dtype} ({needed:,} bytes), the file holds "
+                         f"{held:,} bytes of data: a truncated or corrupt file")
+
+
 def load(path: str | os.PathLike) -> Any:
     """The object saved in an ``.npy`` file: a plain array as ``np.load(allow_pickle=False)`` gives it; for an
     object array, its contents unpickled safely (a 0-d object array gives back the object it wraps)."""
@@ -142,7 +154,10 @@ def load(path: str | os.PathLike) -> Any:
             shape, _fortran, dtype = read_header(f)
         except ValueError as e:
             raise ValueError(f"{path}: not a .npy file ({e})") from None
+        if any(d < 0 for d in shape):
+            raise ValueError(f"{path}: the .npy header says shape {shape}, with a negative dimension: a corrupt file")
         if not dtype.hasobject:
+            _check_data_size(path, f.tell(), shape, dtype)
             f.seek(0)
             return np.load(f, allow_pickle=False)
         data = f.read()

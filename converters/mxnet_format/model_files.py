@@ -31,6 +31,7 @@ first layer.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections import OrderedDict
@@ -74,6 +75,9 @@ def _read_array(s: _Stream, index: int) -> np.ndarray:
         if ndim < 0 or (ndim == 0 and magic != V3_MAGIC):
             return np.zeros((0,), np.float32)
         shape = s.unpack(f"{ndim}q", what)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"{s.where}: {what} has shape {tuple(shape)}: a negative dimension, which no MXNet array "
+                             "has; a corrupt .params file")
     else:  # legacy: the first word is ndim, dims are u32
         ndim = magic
         if ndim > 32:
@@ -87,7 +91,10 @@ def _read_array(s: _Stream, index: int) -> np.ndarray:
         raise ValueError(f"{s.where}: {what} has MXNet dtype flag {flag}, which is not supported "
                          f"(known: {sorted(DTYPES)})")
     dtype = np.dtype(DTYPES[flag]).newbyteorder("<")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
+    if count * dtype.itemsize > len(s.data) - s.pos:
+        raise ValueError(f"{s.where}: truncated MXNet .params file: {what} has shape {tuple(shape)} of {dtype.name} "
+                         f"({count * dtype.itemsize:,} bytes), the file has {len(s.data) - s.pos:,} left")
     return np.frombuffer(s.take(count * dtype.itemsize, what), dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from converters.core import backbone_import
+from converters.core import backbone_import, conventions
 from converters.core.found import Found
 from converters.mxnet_format import model_files, networks
 from jsphere import outputs
@@ -42,11 +43,15 @@ def import_params(params: str, out: str, *, symbol: str | None = None, arch: str
               "definitions for BatchNorm eps/fix_gamma and the input map (x - 127.5) * 0.0078125", file=sys.stderr)
     layout = "insightface-mxnet"
     found = backbone_import.resolve(sd, layout, str(params_path), arch=arch, kwargs=kwargs)
+    decision = conventions.decide(found.origin, layout, params_path, arch=found.arch,
+                                  pixels_why="the symbol's (x - 127.5) * 0.0078125 folded into the first convolution")
+    found = replace(found, input=decision.convention.to_meta())
     if report:
         report(found, f"{network}, {layout}")
     pure = backbone_import.backbone_to_pure(found.arch, sd, found.embed_dim, found.kwargs, str(params_path))
-    source = {"converter": "converters.import_mxnet", "file": str(params_path), "layout": layout,
-              "network": network, "symbol": str(symbol_file) if sym else None}
     match = re.search(r"-(\d+)\.params$", params_path.name)
-    return backbone_import.save(out, found=found, pure=pure, source=source, step=int(match.group(1)) if match else 0,
-                                overwrite=overwrite)
+    source = {"converter": "converters.import_mxnet", "file": str(params_path), "layout": layout,
+              "network": network, "symbol": str(symbol_file) if sym else None,
+              "mxnet_epoch": int(match.group(1)) if match else None,  # a save counter, not a training step
+              **decision.source_meta()}
+    return backbone_import.save(out, found=found, pure=pure, source=source, overwrite=overwrite)

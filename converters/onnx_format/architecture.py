@@ -54,7 +54,8 @@ def _mobilefacenet(graph: Graph, convs: list[Op], dim: int, where: str) -> Found
         if "mobilefacenet_relu6" not in models.names():
             raise ValueError(f"{where}: a MobileFaceNet with ReLU6 (Clip) activations; this jsphere has no such "
                              "backbone")
-        return Found("mobilefacenet_relu6", dim, {}, f"foamliu's MobileFaceNet (ReLU6), {dim}-d embedding")
+        return Found("mobilefacenet_relu6", dim, {}, f"foamliu's MobileFaceNet (ReLU6), {dim}-d embedding",
+                     origin="foamliu")
     if any(c.groups > 1 and tuple(c.weight.shape[2:]) == (7, 6) for c in convs):
         raise ValueError(f"{where}: a MobileFaceNet trained on 112x96 crops (its GDC kernel is 7x6, the final map of a "
                          "112x96 input): jsphere's models take 112x112 faces aligned to the ArcFace template")

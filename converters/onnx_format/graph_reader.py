@@ -84,6 +84,7 @@ class Graph:
     gates: int = 0  # squeeze-excitation products x * sigmoid(...)
     subsamples: int = 0  # 1x1 stride-s MaxPool shortcuts (IR units whose width does not change)
     output_normalised: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)  # the model's metadata_props (converters.export_onnx's)
 
     @property
     def residual_adds(self) -> int:
@@ -273,13 +274,14 @@ def _data_flow_order(steps: dict[str, _Step], output: str) -> list[Op]:
 def read(path: str | os.PathLike) -> Graph:
     """The weighted layers of an ONNX model in data-flow order, its input preprocessing and structure facts."""
     where = str(path)
-    r = Reader(model_file.load(path), where)
+    model = model_file.load(path)
+    r = Reader(model, where)
     alias = {}  # tensor -> the tensor it passes through unchanged
     image = {r.image}  # tensors computed from the image (shape side branches excluded)
     sizes: dict[str, int | None] = {r.image: r.size}
     steps: dict[str, _Step] = {}
     producer: dict[str, str] = {}
-    graph = Graph([])
+    graph = Graph([], metadata={entry.key: entry.value for entry in model.metadata_props})
     affine_head = r.image
     scale, offset = np.ones(1), np.zeros(1)
     weighted_seen = norm_started = False

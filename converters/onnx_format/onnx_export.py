@@ -1,13 +1,15 @@
 """A jsphere checkpoint as an ONNX model (``export``): its weights fill our PyTorch reference definition of the model
 (``converters.core.torch_state``, the tensors ``converters.export_torch`` writes), adapted to take jsphere's input
-(``converters.core.conventions.torch_input_adapter``), which PyTorch's TorchScript exporter writes (``write``);
-onnxruntime and jsphere then embed the same rendered faces and must agree (``verify``).
+(``converters.core.conventions.torch_input_adapter``), which PyTorch's TorchScript exporter writes (``write``), the
+file's metadata saying what it takes, the alignment of the model's faces included (``record_input``); onnxruntime
+and jsphere then embed the same rendered faces and must agree (``verify``).
 ``python -m converters.export_onnx`` is its command. Needs torch and onnx (``jsphere[torch,onnx]``).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +19,7 @@ import numpy as np
 from converters.core import agreement, conventions, torch_state
 from jsphere import checkpoint, outputs
 from jsphere.inference import Embedder
-from jsphere.input_convention import InputConvention
+from jsphere.input_convention import JSPHERE, InputConvention
 
 if TYPE_CHECKING:
     import torch
@@ -58,6 +60,17 @@ def write(model: torch.nn.Module, path: Path, opset: int) -> None:
                           opset_version=opset, do_constant_folding=True, **options)
 
 
+def record_input(path: Path, convention: InputConvention) -> None:
+    """Say in the file's ``metadata_props`` (``conventions.ONNX_INPUT_KEY``) what the graph takes: jsphere's pixels
+    and the alignment of the model's training faces, which ``converters.import_onnx`` reads back."""
+    import onnx  # optional, as in _reference_model
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = conventions.ONNX_INPUT_KEY, json.dumps(convention.to_meta())
+    onnx.save(model, str(path))
+
+
 def verify(onnx_file: str | Path, ckpt: str, step: int | None = None, images: np.ndarray | None = None) -> dict:
     """Embed ``images`` (default: rendered faces) with onnxruntime and with jsphere; max |Δ| and min cosine."""
     import onnxruntime  # optional (jsphere[onnx]): export skips this check without it
@@ -82,8 +95,10 @@ def export(ckpt: str, out: str, *, step: int | None = None, opset: int = 17, che
     check_opset(opset)
     outputs.check_free(out, overwrite=overwrite, folder=False)
     model, weights = _reference_model(ckpt, step)
+    takes = JSPHERE.with_alignment(InputConvention.from_meta(weights.meta.get("input")).alignment)
     with outputs.staged_file(out, overwrite=overwrite) as tmp:
         write(model, tmp, opset)
+        record_input(tmp, takes)
         if not check:
             return None
         try:

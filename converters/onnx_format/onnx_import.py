@@ -2,24 +2,27 @@
 (``graph_reader``), the backbone they describe detected (``architecture``) or named, the graph's layers matched to
 that backbone's in call order and rewritten as a torch-named state_dict (``to_torch_state_dict``: folded
 BatchNorms, biases with no place of their own and the input preprocessing undone exactly), the preprocessing that
-cannot be folded recorded as the input convention (``input_convention``). ``python -m converters.import_onnx`` is
-its command; its help lists the equivalent forms accepted.
+cannot be folded recorded as the input convention (``input_convention``), or what ``converters.export_onnx`` says
+the graph takes in its metadata (``exported_input``). ``python -m converters.import_onnx`` is its command; its help
+lists the equivalent forms accepted.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from converters.core import backbone_import, folding, layer_order
+from converters.core import backbone_import, conventions, folding, layer_order
 from converters.core.found import Found
 from converters.onnx_format import architecture, graph_reader
 from jsphere import models, outputs
-from jsphere.input_convention import JSPHERE, InputConvention
+from jsphere.input_convention import InputConvention
 
 LAYOUT = "onnx"
 PIXEL_SCALE_LIMIT = 0.1  # |scale| of a map meant for 0-255 pixels ((x - 127.5) / 128 has 1 / 128)
@@ -157,6 +160,18 @@ def input_convention(graph: graph_reader.Graph, where: str) -> InputConvention |
     return InputConvention("RGB", tuple(-offset / scale), tuple(1.0 / scale))
 
 
+def exported_input(graph: graph_reader.Graph, where: str) -> InputConvention | None:
+    """What a graph ``converters.export_onnx`` wrote says it takes (its ``metadata_props``), None for others."""
+    text = graph.metadata.get(conventions.ONNX_INPUT_KEY)
+    if text is None:
+        return None
+    try:
+        return InputConvention.from_meta(json.loads(text))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: its metadata {conventions.ONNX_INPUT_KEY!r} is not an input convention "
+                         f"({e})") from None
+
+
 def resolve(graph: graph_reader.Graph, where: str, arch: str = backbone_import.AUTO,
             kwargs: dict | None = None) -> Found:
     """The backbone to build: detected, or ``arch`` (with the shape knobs detection reads when it recognises the
@@ -170,9 +185,10 @@ def resolve(graph: graph_reader.Graph, where: str, arch: str = backbone_import.A
             detected = architecture.infer_model(graph, where)
         except ValueError:
             detected = None
-        carried = detected.kwargs if detected and family(detected.arch) == family(arch) else {}
-        found = Found(arch, architecture.embed_dim(graph), carried, f"--arch {arch}")
-    return Found(found.arch, found.embed_dim, {**found.kwargs, **(kwargs or {})}, found.description)
+        same = detected is not None and family(detected.arch) == family(arch)
+        found = Found(arch, architecture.embed_dim(graph), detected.kwargs if same else {}, f"--arch {arch}",
+                      origin=detected.origin if same else "")
+    return replace(found, kwargs={**found.kwargs, **(kwargs or {})})
 
 
 def import_onnx(path: str, out: str, *, arch: str = backbone_import.AUTO, kwargs: dict | None = None,
@@ -187,22 +203,22 @@ def import_onnx(path: str, out: str, *, arch: str = backbone_import.AUTO, kwargs
     found = resolve(graph, where, arch, kwargs)
     recorded = input_convention(graph, where)  # the graph's own preprocessing, when it cannot be folded
     if convention_override is not None and recorded is not None:
-        raise ValueError(f"{where}: the graph normalises its input itself ({recorded.describe()}); "
+        raise ValueError(f"{where}: the graph normalises its input itself ({recorded.describe_pixels()}); "
                          "--input-convention applies to graphs that do not")
     fold = graph.normalises_input and recorded is None
-    convention = recorded or (convention_override if convention_override != JSPHERE else None)
     sd = to_torch_state_dict(graph, found, where, fold_input=fold)
     notes = ["input normalisation folded into the first conv"] if fold else []
     if graph.output_normalised:
         notes.append("output L2 normalisation dropped")
-    if convention is not None:
-        why = "the graph's preprocessing" if recorded else "--input-convention"
-        found = Found(found.arch, found.embed_dim, found.kwargs,
-                            f"{found.description}; input {convention.describe()} ({why})", input=convention.to_meta())
+    decision = conventions.decide(found.origin, LAYOUT, where, arch=found.arch, pixels=recorded,
+                                  pixels_why="the graph's own preprocessing" if recorded else "",
+                                  recorded=exported_input(graph, where), override=convention_override)
+    found = replace(found, input=decision.convention.to_meta())
     if report:
         report(found, ", ".join([LAYOUT, *notes]))
     pure = backbone_import.backbone_to_pure(found.arch, sd, found.embed_dim, found.kwargs, where)
     source = {"converter": "converters.import_onnx", "file": where, "layout": LAYOUT,
               "input_normalisation_folded": fold,
-              "output_normalisation_dropped": graph.output_normalised, "input_layout": graph.input_layout}
+              "output_normalisation_dropped": graph.output_normalised, "input_layout": graph.input_layout,
+              **decision.source_meta()}
     return backbone_import.save(out, found=found, pure=pure, source=source, overwrite=overwrite)

@@ -34,16 +34,28 @@ def export(ckpt: str, layout: str, out: str, step: int | None = None, *, overwri
                                                          "head": tensors(head) if head else OrderedDict()}
         if layout == "adaface":
             obj = {"state_dict": OrderedDict((f"model.{k}", v) for k, v in backbone.items())}
+        files = {out.name: obj}
+    else:
+        files = {f"backbone_{weights.step}.pth": OrderedDict((f"module.{k}", v) for k, v in backbone.items())}
+        if head:
+            files[f"head_{weights.step}.pth"] = OrderedDict((f"module.{k}", v) for k, v in tensors(head).items())
+    if layout != "opensphere-v1":
         with outputs.staged_file(out, overwrite=overwrite) as tmp:
-            torch.save(obj, tmp)
+            _save(files[out.name], tmp)
         return [out]
-    files = {f"backbone_{weights.step}.pth": OrderedDict((f"module.{k}", v) for k, v in backbone.items())}
-    if head:
-        files[f"head_{weights.step}.pth"] = OrderedDict((f"module.{k}", v) for k, v in tensors(head).items())
     with outputs.staged_dir(out, overwrite=overwrite) as tmp:
         for name, state in files.items():
-            torch.save(state, tmp / name)
+            _save(state, tmp / name)
     return [out / name for name in files]
+
+
+def _save(obj: object, path: Path) -> None:
+    """``torch.save`` through a file Python opens, so a place that cannot be written is an ``OSError`` that
+    ``jsphere.outputs`` names by ``--out`` (torch's own writer raises a RuntimeError)."""
+    import torch
+
+    with open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def input_note(meta: dict, layout: str) -> str:
@@ -51,7 +63,7 @@ def input_note(meta: dict, layout: str) -> str:
     AdaFace: BGR)."""
     convention = InputConvention.from_meta(meta.get("input"))
     expected = CONVENTIONS["bgr" if layout == "adaface" else "rgb"]
-    if convention == expected:
+    if convention.pixels == expected.pixels:
         return ""
-    return (f"NOTE: this model takes {convention.describe()} (recorded at import); {layout} code feeds "
-            f"{expected.describe()}: convert the input accordingly")
+    return (f"NOTE: this model takes {convention.describe_pixels()} (recorded at import); {layout} code feeds "
+            f"{expected.describe_pixels()}: convert the input accordingly")

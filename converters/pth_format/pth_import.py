@@ -1,7 +1,7 @@
 """A released PyTorch checkpoint (``.pth``, ``.pt``, ``.ckpt``, ``.safetensors``; read without torch) as a jsphere
 checkpoint directory: its layout recognised (``converters.core.layouts``), its backbone resolved and converted
-(``converters.core.backbone_import``), the input the model was trained on recorded (``with_input``), and an
-OpenSphere head imported with it when named. ``python -m converters.import_torch`` is its command.
+(``converters.core.backbone_import``), the input the model was trained on recorded (``converters.core.conventions``),
+and an OpenSphere head imported with it when named. ``python -m converters.import_torch`` is its command.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from converters.core import backbone_import, conventions, layouts
 from converters.core.found import Found
 from converters.pth_format import pth_file
 from jsphere import heads, outputs
-from jsphere.input_convention import JSPHERE, InputConvention
+from jsphere.input_convention import InputConvention
 
 
 def _head_entry(head_sd: dict, head_layout: str, head_name: str, head_hparams: dict | None, dim: int,
@@ -54,8 +54,10 @@ def import_checkpoint(arch: str, backbone: str, out: str, *, head: str | None = 
     head_layout = layout
     if head:
         head_sd, _, head_layout = layouts.split_checkpoint(pth_file.load(head), str(head))
+    _check_head_options(head_sd, backbone, head_name=head_name, head_hparams=head_hparams, num_classes=num_classes)
     found = backbone_import.resolve(bkb_sd, layout, str(backbone), arch=arch, kwargs=kwargs, embed_dim=embed_dim)
-    found = with_input(found, backbone, input_convention)
+    decision = conventions.decide(found.origin, layout, backbone, arch=found.arch, override=input_convention)
+    found = replace(found, input=decision.convention.to_meta())
     if report:
         report(found, layout)
     pure = backbone_import.backbone_to_pure(found.arch, bkb_sd, found.embed_dim, found.kwargs, str(backbone))
@@ -63,21 +65,24 @@ def import_checkpoint(arch: str, backbone: str, out: str, *, head: str | None = 
     if head_sd and head_name:
         head_entry, head_meta = _head_entry(head_sd, head_layout, head_name, head_hparams, found.embed_dim,
                                             num_classes, str(head or backbone))
-    elif head_sd and not head_name:
+    elif head_sd:
         print("converters.import_torch: the checkpoint has a head; pass --head-name (and --head-hparams) to import "
               "it too", file=sys.stderr)
     source = {"converter": "converters.import_torch", "file": str(backbone), "layout": layout,
-              "head_file": str(head) if head else None}
-    return backbone_import.save(out, found=found, pure=pure, source=source, step=layouts.step_from_name(backbone),
-                                head=head_entry, head_meta=head_meta, overwrite=overwrite)
+              "head_file": str(head) if head else None, **decision.source_meta()}
+    return backbone_import.save(out, found=found, pure=pure, source=source,
+                                step=layouts.step_from_name(backbone, layout), head=head_entry, head_meta=head_meta,
+                                overwrite=overwrite)
 
 
-def with_input(found: Found, file: str, override: InputConvention | None = None) -> Found:
-    """``found`` with the input convention of its origin (or ``override``), said in its description."""
-    convention, why = conventions.for_origin(found.origin, file)
-    if override is not None:
-        convention, why = override, "--input-convention"
-    if convention == JSPHERE and not why:
-        return found
-    return replace(found, input=None if convention == JSPHERE else convention.to_meta(),
-                   description=f"{found.description}; input {convention.describe()} ({why})")
+def _check_head_options(head_sd: dict | None, backbone: str, *, head_name: str | None, head_hparams: dict | None,
+                        num_classes: int | None) -> None:
+    """The head options apply to a head that is there and named: none of them is ignored silently."""
+    given = [flag for flag, value in (("--head-name", head_name), ("--head-hparams", head_hparams),
+                                      ("--num-classes", num_classes)) if value not in (None, {})]
+    if given and not head_sd:
+        raise ValueError(f"{' and '.join(given)} given, but {backbone} holds no head (only OpenSphere v2's "
+                         "model_<step>.pth does): add --head head_<iter>.pth, or leave out the head options")
+    if (head_hparams or num_classes is not None) and not head_name:
+        raise ValueError(f"{' and '.join(given)} given without --head-name: name the head to import "
+                         f"(e.g. --head-name sphereface2; valid: {', '.join(heads.names())})")

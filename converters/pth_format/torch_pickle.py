@@ -3,7 +3,8 @@
 ``torch.save`` pickles a tensor as ``torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, ...)``
 over a persistent storage id ``('storage', torch.<Type>Storage, key, location, numel[, view])``. The unpickler
 admits only those calls, the standard storage types and plain containers (torch's ``weights_only=True``
-semantics): any other global is refused before anything runs. Every view is checked before a byte of its storage
+semantics): any other global is refused before anything runs; quantized tensors (``torch.qint8`` ...) are named as
+such, since no re-save makes them float. Every view is checked before a byte of its storage
 is read: integer sizes, strides and offset, no negative stride, its furthest element inside the storage's
 declared elements (which the reader checks against the bytes the file holds). The tensors built from one file
 may hold at most ``2 x`` the bytes its storages hold plus :data:`SLACK_BYTES`, so a small file cannot demand
@@ -31,6 +32,10 @@ STORAGE_DTYPES = {
     "BFloat16Storage": ml_dtypes.bfloat16, "LongStorage": np.int64, "IntStorage": np.int32,
     "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
+QUANTIZED = {("torch", name) for name in (  # what torch pickles for quantized tensors: dtypes, schemes, storages
+    "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "per_tensor_affine", "per_channel_affine",
+    "per_channel_affine_float_qparams", "QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage",
+    "QUInt2x4Storage")} | {("torch._utils", "_rebuild_qtensor")}
 SLACK_BYTES = 64 << 20
 MAX_DIMS = 64
 MAX_ARRAY_BYTES = 1 << 62  # numpy refuses shapes whose non-zero sizes multiply past its index type
@@ -42,6 +47,10 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 class CorruptCheckpointError(errors.UserError, ValueError):
     """A checkpoint that contradicts itself: sizes, offsets or counts beyond the bytes the file holds."""
+
+
+class QuantizedCheckpointError(errors.UserError, ValueError):
+    """The checkpoint holds quantized tensors (``torch.qint8`` ...), which jsphere does not import."""
 
 
 class StorageType:
@@ -120,6 +129,13 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.allowed:
             return self.allowed[(module, name)]
+        if (module, name) in QUANTIZED:
+            raise QuantizedCheckpointError(
+                f"{self.where}: holds quantized tensors (torch.{name}: a model quantized with torch.quantization, "
+                "such as EdgeFace's *_q.pt, whose Linear layers keep int8 weights in '_packed_params'); jsphere "
+                "imports float weights only, and re-saving the file keeps them quantized. Import the float model it "
+                "was quantized from, or dequantize it with torch and import that (README, 'Bring your PyTorch "
+                "model': a few lines that save each quantized weight's .dequantize())")
         if module == "torch" and name in STORAGE_DTYPES:
             return StorageType(name, STORAGE_DTYPES[name])
         if module == "torch" and isinstance(name, str) and name.endswith("Storage"):
@@ -185,7 +201,7 @@ def checked_load(unpickler: pickle.Unpickler, where: str) -> Any:
     """``unpickler.load()`` with a malformed pickle (any opcode or argument error) as a one-line error."""
     try:
         return unpickler.load()
-    except (UnsafeCheckpointError, CorruptCheckpointError):
+    except (UnsafeCheckpointError, CorruptCheckpointError, QuantizedCheckpointError):
         raise
     except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError, KeyError,
             RecursionError, OverflowError, struct.error, UnicodeDecodeError) as e:

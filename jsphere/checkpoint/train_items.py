@@ -5,7 +5,7 @@
   is the one to evaluate (``Setup.eval_model``): the trainer's ``eval_weights`` (an EMA's) when it has them;
 * ``train``: ``{'step', 'rng', 'opt', **extra}``: the rest of the training state (SimPLE's EMA and bank), and,
   when the trainer evaluates other weights than it trains, the trained backbone as ``trained_backbone``;
-* ``meta``: the model and head recipe (``model_meta``).
+* ``meta``: the model and head recipe, and the alignment of the training faces when it is known (``model_meta``).
 
 A class-sharded head is saved padded to a multiple of the device count (``model_meta`` records the padding); the
 head itself re-pads it when a run resumes on another device count, and ``saved_model.load_weights`` cuts it off for
@@ -24,7 +24,9 @@ from flax import nnx
 
 from jsphere import models
 from jsphere.checkpoint.saved_model import load_meta, load_weights
+from jsphere.data.training_alignment import training_alignment
 from jsphere.heads.sharded import ShardedHead
+from jsphere.input_convention import InputConvention
 from jsphere.trainers.state import SPLIT, Setup, TrainState
 
 TRAINED_BACKBONE = "trained_backbone"  # train item key: the trained backbone, when the weights item holds another
@@ -34,7 +36,7 @@ def model_meta(config: ml_collections.ConfigDict, setup: Setup) -> dict[str, Any
     """What a checkpoint needs to rebuild the model and head without the training config."""
     rows = setup.head.layout() if isinstance(setup.head, ShardedHead) else {}
     head = setup.head.head if isinstance(setup.head, ShardedHead) else setup.head
-    return {
+    meta = {
         "model": {"name": config.model.name, "embed_dim": config.model.embed_dim,
                   "kwargs": config.model.kwargs.to_dict()},
         "head": {"name": config.head.name, "hparams": config.head.hparams.to_dict(),
@@ -44,6 +46,10 @@ def model_meta(config: ml_collections.ConfigDict, setup: Setup) -> dict[str, Any
                    "backbone": f"eval_weights of trainer {config.trainer!r}"
                    if setup.trainer.eval_weights is not None else "trained"},
     }
+    alignment = training_alignment(config.data.source, config.data.get("alignment", "auto"))
+    if alignment is not None:  # jsphere's pixels, the data's alignment (jsphere.input_convention)
+        meta["input"] = InputConvention(alignment=alignment).to_meta()
+    return meta
 
 
 def weights_item(setup: Setup, state: TrainState) -> dict:

@@ -1,16 +1,21 @@
 """insightface validation ``.bin`` sets: a pickle of ``(list of encoded images, list of bools)``.
 
-Pairs are images (2i, 2i + 1). The pickle is read with a restricted unpickler that admits only the plain
-values such a file holds (lists, tuples, bytes, bools, ints, strings; and ``codecs.encode``, with which
-protocol-2 pickles rebuild bytes), and the one numpy reconstruction of the sets that store each encoded image as a
-uint8 array (arcface_paddle's ``small_lfw.bin``): an empty ``ndarray`` of dtype ``u1``, filled from bytes. Any other
-class or function reference, another dtype or another array form, is refused before anything runs.
+Pairs are images (2i, 2i + 1). The encoded images are ``bytes`` in insightface's own sets (``lfw.bin``,
+``agedb_30.bin`` ...) and ``uint8`` numpy arrays of the same bytes in others (arcface_paddle's test data
+``small_lfw.bin``: JPEGs as [n, 1] arrays, pickled with protocol 3). The pickle is read with a restricted unpickler
+that admits only the plain values such a file holds (lists, tuples, bytes, bools, ints, strings; ``codecs.encode``,
+with which protocol-2 pickles rebuild bytes) and exactly the numpy reconstruction of such an array
+(``numpy.core.multiarray._reconstruct`` or ``numpy._core.multiarray._reconstruct`` of a ``numpy.ndarray``, dtype
+``numpy.dtype('u1')``), each replaced by a stand-in that checks what it is given ([n] or [n, 1], ``uint8``, as many
+bytes as the shape says) and yields the bytes: no numpy code runs, any other class or function reference is
+refused before anything runs.
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import math
 import os
 import pickle
 
@@ -21,9 +26,56 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The pickle references a class or callable; it was not loaded."""
 
 
-_RECONSTRUCT = np.ndarray.__reduce__(np.empty(0, np.uint8))[0]  # what numpy pickles an array with
-_RECONSTRUCT_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")  # numpy < 2, numpy >= 2
-_UINT8 = ("u1", b"u1")  # the dtype's name, as Python 3 and as Python 2 (read as bytes) wrote it
+class _Uint8:
+    """Stands for ``numpy.dtype('u1')``, the only dtype an encoded image array has."""
+
+    def __init__(self, descr, align=False, copy=False):
+        if descr not in ("u1", b"u1", "|u1", b"|u1"):
+            raise UnsafePickleError(f"an image array of dtype {descr!r}; encoded images are uint8 ('u1')")
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) > 1 and state[1] in ("|", b"|", "=", b"=")):
+            raise UnsafePickleError(f"unexpected uint8 dtype state {state!r}")
+
+
+class _ImageArray:
+    """Stands for a 1-d uint8 array while unpickling; ``data`` holds its bytes once its state is set."""
+
+    def __init__(self):
+        self.data: bytes | None = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise UnsafePickleError(f"unexpected array state of type {type(state).__name__}")
+        _version, shape, dtype, _fortran, raw = state
+        if not (isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape)
+                and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))):
+            raise UnsafePickleError(f"an image array of shape {shape!r}; encoded images are [n] or [n, 1] arrays")
+        if not isinstance(dtype, _Uint8):
+            raise UnsafePickleError("an image array without its uint8 dtype")
+        size = math.prod(shape)
+        if not isinstance(raw, bytes | bytearray) or len(raw) != size:
+            raise UnsafePickleError(f"an image array of {size} bytes holding "
+                                    f"{len(raw) if isinstance(raw, bytes | bytearray) else type(raw).__name__}")
+        self.data = bytes(raw)
+
+
+_NDARRAY = object()  # what the pickle's numpy.ndarray reference stands for
+
+
+def _reconstruct(cls, shape, typecode):
+    if cls is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
+        raise UnsafePickleError("_reconstruct of something other than an empty numpy.ndarray")
+    return _ImageArray()
+
+
+_ALLOWED = {
+    ("_codecs", "encode"): codecs.encode,  # how protocol-2 pickles written by Python 3 rebuild bytes
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # numpy 1's name
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # numpy 2's
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _Uint8,
+}
 
 
 class _PlainValues(pickle.Unpickler):
@@ -31,40 +83,19 @@ class _PlainValues(pickle.Unpickler):
         super().__init__(file, encoding="bytes")
         self.where = where
 
-    def _refuse(self, what: str) -> UnsafePickleError:
-        return UnsafePickleError(f"{self.where}: refusing to load {what} — a .bin set holds only encoded images "
-                                 "(bytes or uint8 arrays) and bools; this file is not a valid (or not a safe) "
-                                 "validation set")
-
-    def _empty_array(self, cls, shape, typecode):
-        """numpy's first step of unpickling an array: an empty one, which the pickle then fills from bytes."""
-        if cls is not np.ndarray or tuple(shape) != (0,):
-            raise self._refuse(f"a numpy array reconstructed as {getattr(cls, '__name__', cls)!r} {shape!r}")
-        return _RECONSTRUCT(cls, shape, typecode)
-
-    def _uint8(self, spec, align=False, copy=False):
-        if spec not in _UINT8:
-            raise self._refuse(f"a numpy array of dtype {spec!r}")
-        return np.dtype("u1", align, copy)
-
     def find_class(self, module, name):
-        if (module, name) == ("_codecs", "encode"):  # how protocol-2 pickles written by Python 3 rebuild bytes
-            return codecs.encode  # the same function as _codecs.encode
-        if module in _RECONSTRUCT_MODULES and name == "_reconstruct":
-            return self._empty_array
-        if (module, name) == ("numpy", "ndarray"):
-            return np.ndarray
-        if (module, name) == ("numpy", "dtype"):
-            return self._uint8
-        raise self._refuse(f"{module}.{name}")
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        raise UnsafePickleError(f"{self.where}: refusing to load {module}.{name} — a .bin set holds only encoded "
+                                "images (bytes or uint8 arrays) and bools; this file is not a valid (or not a safe) "
+                                "validation set")
 
 
-def _encoded(image: object) -> bytes | None:
-    """An encoded image's bytes: stored as bytes, or as a 1-d uint8 array of them; None for anything else."""
-    if isinstance(image, bytes | bytearray):
-        return bytes(image)
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 1:
-        return image.tobytes()
+def _encoded(item) -> bytes | None:
+    if isinstance(item, bytes | bytearray):
+        return bytes(item)
+    if isinstance(item, _ImageArray):
+        return item.data
     return None
 
 
@@ -74,20 +105,22 @@ def read_bin(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
         data = f.read()
     try:
         obj = _PlainValues(io.BytesIO(data), where=str(path)).load()
-    except UnsafePickleError:
-        raise
+    except UnsafePickleError as e:
+        raise UnsafePickleError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
     except Exception as e:  # truncated or not a pickle at all
         raise ValueError(f"{path}: cannot read the .bin pickle ({type(e).__name__}: {e})") from None
-    if not (isinstance(obj, tuple | list) and len(obj) == 2 and all(isinstance(x, list | tuple) for x in obj)):
-        raise ValueError(f"{path}: expected a pickled (images, issame) pair of lists, got "
-                         f"{type(obj).__name__}")
-    images, issame = [_encoded(b) for b in obj[0]], obj[1]
-    if any(b is None for b in images):
-        raise ValueError(f"{path}: the image list must hold encoded images (bytes, or 1-d uint8 arrays of them)")
+    if not (isinstance(obj, tuple | list) and len(obj) == 2):
+        raise ValueError(f"{path}: expected a pickled (images, issame) pair, got {type(obj).__name__}")
+    images, issame = obj
+    if not isinstance(images, list | tuple) or not isinstance(issame, list | tuple):
+        raise ValueError(f"{path}: expected lists of images and of pair labels")
+    encoded = [_encoded(b) for b in images]
+    if any(b is None for b in encoded):
+        raise ValueError(f"{path}: the image list must hold encoded image bytes (or uint8 arrays of them)")
     if not all(isinstance(s, bool | int) for s in issame):
         raise ValueError(f"{path}: the issame list must hold booleans")
     if len(images) % 2:
         raise ValueError(f"{path}: odd image count {len(images)}; pairs are images (2i, 2i+1)")
     if len(images) != 2 * len(issame):
         raise ValueError(f"{path}: {len(images)} images but {len(issame)} pair labels (expected {len(images) // 2})")
-    return images, np.asarray(issame, bool)
+    return encoded, np.asarray(issame, bool)

@@ -70,9 +70,11 @@ def read_landmarks(path: Path, files: list[str] | None, count: int) -> np.ndarra
     return lm
 
 
-def load_inputs(input_path: str, landmarks: str | None = None, *, flag: str = "--input") -> np.ndarray:
+def load_inputs(input_path: str, landmarks: str | None = None, *, flag: str = "--input",
+                style: str = "arcface") -> np.ndarray:
     """The aligned images of ``input_path`` (the value of the command's ``flag``): uint8 [N, 112, 112, 3] RGB, from a
-    folder, a list file or a ``.npy``; ``landmarks`` (a text file or a ``.npy`` [N, 5, 2]) aligns unaligned ones."""
+    folder, a list file or a ``.npy``; ``landmarks`` (a text file or a ``.npy`` [N, 5, 2]) aligns unaligned ones in
+    ``style`` (``jsphere.data.landmark_align``)."""
     path = Path(input_path)
     if not path.exists():
         raise FileNotFoundError(f"{flag} {path} does not exist")
@@ -89,6 +91,6 @@ def load_inputs(input_path: str, landmarks: str | None = None, *, flag: str = "-
         images = [decode(Path(f).read_bytes(), what=f) for f in files]
     if landmarks:
         lm = read_landmarks(Path(landmarks), files, len(images))
-        return np.stack([align_face(img, lm[i]) for i, img in enumerate(images)])
+        return np.stack([align_face(img, lm[i], style=style) for i, img in enumerate(images)])
     names = files or [f"{path} image {i}" for i in range(len(images))]
     return np.stack([check_aligned(img, what=name) for img, name in zip(images, names, strict=True)])

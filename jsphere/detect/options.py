@@ -9,6 +9,8 @@ from jsphere.data.landmark_align import STYLES
 from jsphere.detect import weights
 from jsphere.detect.detector import SOFTMAX_MODES, Detector, DetectorConfig
 
+DEFAULT_STYLE = "opensphere"  # OpenSphere's pipeline, for a model whose alignment is not recorded
+
 
 def parse_crop(text: str) -> tuple[int, int]:
     """``112x112`` or ``96x112`` (width x height, OpenSphere's two crops)."""
@@ -32,8 +34,19 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pnet-softmax", choices=SOFTMAX_MODES, default=c.pnet_softmax,
                    help="'opensphere' reproduces OpenSphere's port exactly (softmax over the map's width; finds "
                         "fewer faces)")
-    g.add_argument("--align-style", choices=STYLES, default="opensphere",
-                   help="alignment estimate: OpenSphere's cp2tform (default) or insightface's Umeyama")
+    g.add_argument("--align-style", choices=STYLES, default=None,
+                   help="alignment: insightface's Umeyama fit (arcface) or OpenSphere's cp2tform (opensphere); "
+                        "default: the one the model's checkpoint records, else opensphere")
+
+
+def align_style(given: str | None, recorded: str | None, default: str = DEFAULT_STYLE) -> tuple[str, str]:
+    """The alignment to crop faces with and why: ``--align-style`` when ``given``, else the one the model's
+    checkpoint ``recorded`` (how its training faces were aligned), else ``default``."""
+    if given:
+        return given, "--align-style"
+    if recorded:
+        return recorded, "as the checkpoint records the model's training faces were aligned; --align-style overrides"
+    return default, "the checkpoint records no alignment; --align-style arcface|opensphere chooses"
 
 
 def detector_from_args(a: argparse.Namespace) -> Detector:
@@ -48,6 +61,7 @@ def detector_from_args(a: argparse.Namespace) -> Detector:
 
 
 def settings(a: argparse.Namespace) -> dict:
-    """What decides the aligned crops (recorded by ``jsphere.align`` so that a resumed run cannot mix settings)."""
+    """What decides the aligned crops (recorded by ``jsphere.align`` so that a resumed run cannot mix settings;
+    ``a.align_style`` is the style resolved by ``align_style``)."""
     return {"min_face": a.min_face, "thresholds": list(a.thresholds), "pnet_softmax": a.pnet_softmax,
             "align_style": a.align_style}

@@ -17,6 +17,7 @@ from flax import nnx
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
+from jsphere import outputs
 from jsphere.detect.nets import MTCNN
 
 FILENAME = "mtcnn.safetensors"
@@ -48,17 +49,34 @@ def expected_shapes() -> dict[str, tuple[int, ...]]:
             for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
 
 
-def save(params: dict[str, np.ndarray], path: str | os.PathLike | None = None, *, source: str = "") -> Path:
-    """Write ``params`` (checkpoint key -> array, every key of ``expected_shapes()``) as a detector checkpoint;
-    written to a temporary file first, so a failure leaves no partial checkpoint."""
+def _output(path: str | os.PathLike | None) -> tuple[Path, bool]:
+    """Where ``save`` writes for ``path`` and whether that is a file (else a folder receiving ``FILENAME``)."""
+    target = Path(path).expanduser() if path is not None else default_dir()
+    return target, target.suffix == ".safetensors" and not target.is_dir()
+
+
+def check_output(path: str | os.PathLike | None, *, overwrite: bool = False, flag: str = "--out") -> Path:
+    """Refuse (naming ``flag``) what ``save`` would refuse to write at ``path``, before any work is done."""
+    target, is_file = _output(path)
+    return outputs.check_free(target, flag=flag, overwrite=overwrite, folder=not is_file)
+
+
+def save(params: dict[str, np.ndarray], path: str | os.PathLike | None = None, *, source: str = "",
+         overwrite: bool = False, flag: str = "--out") -> Path:
+    """Write ``params`` (checkpoint key -> array, every key of ``expected_shapes()``) as a detector checkpoint at
+    ``path`` (a folder, or a ``.safetensors`` file; default ``default_dir()``) under :mod:`jsphere.outputs`' rule:
+    an existing output is replaced only with ``overwrite``, and a failure leaves nothing behind."""
     check(params, "the converted weights")
-    target = checkpoint_file(path) if path is not None else default_dir() / FILENAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".partial")
+    target, is_file = _output(path)
     tensors = {k: np.ascontiguousarray(v, np.float32) for k, v in params.items()}
-    save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": "1", "source": source})
-    os.replace(tmp, target)
-    return target
+    metadata = {"format": FORMAT, "version": "1", "source": source}
+    if is_file:
+        with outputs.staged_file(target, flag=flag, overwrite=overwrite) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        return target
+    with outputs.staged_dir(target, flag=flag, overwrite=overwrite) as tmp:
+        save_file(tensors, str(tmp / FILENAME), metadata=metadata)
+    return target / FILENAME
 
 
 def check(params: dict[str, np.ndarray], where: str) -> None:

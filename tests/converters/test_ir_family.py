@@ -164,9 +164,9 @@ def test_adaface_lightning_ckpt_imports_with_no_flags_takes_bgr_and_exports_back
                                          report=lambda f, layout: found.append((f, layout)))
     (f, layout), = found
     assert (f.arch, f.kwargs, f.embed_dim, layout) == ("ir_se_18", {}, 512, "adaface")
-    assert "AdaFace layout" in f.description and "input BGR" in f.description
+    assert "AdaFace layout" in f.description and f.input["channels"] == "BGR"
     meta = checkpoint.load_meta(out)
-    assert meta["input"] == CONVENTIONS["bgr"].to_meta()
+    assert meta["input"] == CONVENTIONS["bgr"].with_alignment("arcface").to_meta()  # trained on insightface's crops
     faces = images(2)
     with torch.no_grad():
         theirs = reference(torch.from_numpy(_bgr_nchw(faces))).numpy()
@@ -200,7 +200,8 @@ def test_evolve_layout_imports_with_its_file_names_convention_and_exports_strict
     torch.save(reference.state_dict(), tmp_path / name)
     out = pth_import.import_checkpoint("auto", str(tmp_path / name), str(tmp_path / "ckpt"))
     meta = checkpoint.load_meta(out)
-    assert meta["model"] == {"name": "ir_18", "embed_dim": 512, "kwargs": EVOLVE} and "input" not in meta
+    assert meta["model"] == {"name": "ir_18", "embed_dim": 512, "kwargs": EVOLVE}
+    assert meta["input"] == CONVENTIONS["rgb"].with_alignment("arcface").to_meta()
     faces = images(2)
     with torch.no_grad():
         theirs = reference(torch.from_numpy(((faces.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2)))
@@ -215,7 +216,7 @@ def test_evolve_layout_imports_with_its_file_names_convention_and_exports_strict
     assert checkpoint.load_meta(out)["input"]["channels"] == "BGR"
     out = pth_import.import_checkpoint("auto", str(tmp_path / "model_ir18.pth"), str(tmp_path / "rgb"),
                                          input_convention=conventions.parse("rgb"))
-    assert "input" not in checkpoint.load_meta(out)
+    assert checkpoint.load_meta(out)["input"] == CONVENTIONS["rgb"].with_alignment("arcface").to_meta()
 
 
 @pytest.mark.parametrize(("file", "channels"), [

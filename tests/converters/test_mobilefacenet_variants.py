@@ -92,7 +92,7 @@ def test_treb1en_mobilefacenet_imports_as_mbf_scale_1_with_bgr_input(tmp_path):
     out = pth_import.import_checkpoint("auto", str(tmp_path / "model_mobilefacenet.pth"), str(tmp_path / "ckpt"),
                                          report=lambda f, layout: found.append((f.arch, f.kwargs, layout)))
     assert found == [("mobilefacenet", {"scale": 1}, "treb1en")]
-    assert checkpoint.load_meta(out)["input"] == CONVENTIONS["bgr"].to_meta()
+    assert checkpoint.load_meta(out)["input"] == CONVENTIONS["bgr"].with_alignment("arcface").to_meta()
     faces = images(2)
     with torch.no_grad():
         theirs = reference(_nchw((faces[..., ::-1].astype(np.float32) - 127.5) / 127.5)).numpy()
@@ -113,7 +113,7 @@ def test_foamliu_relu6_mobilefacenet_imports_with_imagenet_input_and_exports(tmp
     out = pth_import.import_checkpoint("auto", str(tmp_path / "mobilefacenet.pt"), str(tmp_path / "ckpt"))
     meta = checkpoint.load_meta(out)
     assert meta["model"] == {"name": "mobilefacenet_relu6", "embed_dim": 128, "kwargs": {}}
-    assert meta["input"] == CONVENTIONS["imagenet"].to_meta()
+    assert meta["input"] == CONVENTIONS["imagenet"].with_alignment("arcface").to_meta()
     faces = images(2)
     mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
     with torch.no_grad():

@@ -59,9 +59,13 @@ def test_y1_fixture_has_the_released_names():
                                                ("r18", "param")])  # MXNet 0.x symbol files: "param", 2-entry inputs
 def test_zoo_model_imports_with_no_flags_and_reproduces_the_mxnet_network(tmp_path, key, attr_key):
     net = _files(tmp_path, key, attr_key=attr_key)
-    out = mxnet_import.import_params(str(tmp_path / "model-0000.params"), str(tmp_path / "ckpt"))
+    (tmp_path / "model-0000.params").rename(tmp_path / "model-0012.params")  # MXNet's save counter, not a step
+    out = mxnet_import.import_params(str(tmp_path / "model-0012.params"), str(tmp_path / "ckpt"))
     arch, dim, kwargs = ZOO[key][1]
-    assert checkpoint.load_meta(out)["model"] == {"name": arch, "embed_dim": dim, "kwargs": kwargs}
+    meta = checkpoint.load_meta(out)
+    assert meta["model"] == {"name": arch, "embed_dim": dim, "kwargs": kwargs}
+    assert out.name == "0" and meta["source"]["mxnet_epoch"] == 12
+    assert meta["input"] == {"channels": "RGB", "mean": [127.5] * 3, "std": [127.5] * 3, "alignment": "arcface"}
     embedder = Embedder.from_checkpoint(out, batch_size=4)
     images = faces(4, 2)
     _agree(embedder.embed(images, flip="none"), net.embed(images))

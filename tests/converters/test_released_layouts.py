@@ -12,7 +12,7 @@ from converters.core import arguments, infer
 from converters.pth_format import pth_export, pth_import
 from converters.torch_reference import backbones as torch_backbones
 from converters.torch_reference.random_weights import calibrate, images, random_torch_model, torch_embed
-from jsphere import checkpoint
+from jsphere import checkpoint, errors
 from jsphere.inference import Embedder
 from jsphere.models import sfnet
 from tests.converters.agreement import agree
@@ -137,7 +137,7 @@ def test_a_failed_import_leaves_nothing_in_out_and_an_existing_out_is_never_over
         raise OSError(28, "No space left on device", str(tmp_path / "out"))
 
     monkeypatch.setattr(checkpoint, "save_weights", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(errors.UserError, match=r"--out .*out: cannot write there \(no space left on device\)"):
         pth_import.import_checkpoint("auto", str(tmp_path / "b.pth"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
     monkeypatch.undo()
