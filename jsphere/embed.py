@@ -61,9 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.detect:
         outputs.check_free(faces_path, flag="--faces", overwrite=a.overwrite, folder=False)
     detector = detect_options.detector_from_args(a) if a.detect else None
+    aligning = a.detect or a.landmarks
+    if not aligning:  # aligned faces: read (and a bad one named) before the checkpoint loads
+        images = load_inputs(a.input)
     embedder = Embedder.from_checkpoint(a.ckpt, step=a.step, batch_size=a.batch_size, progress=True)
     style = None
-    if a.detect or a.landmarks:
+    if aligning:  # the alignment the checkpoint records decides how faces are aligned
         style, why = detect_options.align_style(a.align_style, embedder.alignment,
                                                 detect_options.DEFAULT_STYLE if a.detect else "arcface")
     if a.detect:
@@ -73,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         if not len(found.faces):
             raise errors.UserError(f"--input {a.input}: no face found in any photo ({len(found.missing)} listed above)")
         images = found.faces
-    else:
-        images = load_inputs(a.input, a.landmarks, style=style or "arcface")
+    elif a.landmarks:
+        images = load_inputs(a.input, a.landmarks, style=style)
     if style:
         print(f"{PROG}: faces aligned {style}-style ({why})", file=sys.stderr)
     feats = embedder.embed(images, flip=a.flip)

@@ -423,6 +423,7 @@ BAD_FLAG_VALUES = [
     ("jsphere.align", (*PHOTOS, "--min-face", "0"), "--min-face 0.0: must be >= 1 pixel"),
     ("jsphere.align", (*PHOTOS, "--thresholds", "-1", "0.7", "0.9"), "--thresholds -1.0 0.7 0.9: each must be in"),
     ("jsphere.align", (*PHOTOS, "--pnet-softmax", "x"), "argument --pnet-softmax: invalid choice: 'x'"),
+    ("jsphere.align", (*PHOTOS, "--ckpt", "{tmp}/none"), "checkpoint path {tmp}/none does not exist"),
     ("jsphere.align", (*PHOTOS, "--align-style", "x"), "argument --align-style: invalid choice: 'x'"),
     ("jsphere.data.pack", ("--source", "{tmp}/none", "--out", "{tmp}/packed"), "data source '{tmp}/none' does not "
      "exist"),

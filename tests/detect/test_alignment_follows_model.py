@@ -125,7 +125,8 @@ def test_a_run_records_the_alignment_of_its_data(tmp_path):
     assert training_alignment(str(tmp_path / "rec"), "unknown") is None
     config = quickstart.get_config()
     config.data.source = str(tmp_path / "rec")
-    setup = SimpleNamespace(head=SimpleNamespace(project_centres=True, init_std=None), num_classes=3)
+    setup = SimpleNamespace(head=SimpleNamespace(project_centres=True, init_std=None), num_classes=3,
+                            trainer=SimpleNamespace(eval_weights=None))
     assert train_items.model_meta(config, setup)["input"] == JSPHERE.with_alignment("arcface").to_meta()
     config.data.alignment = "unknown"
     assert "input" not in train_items.model_meta(config, setup)
