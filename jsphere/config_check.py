@@ -114,6 +114,8 @@ def check_values(config: ml_collections.ConfigDict) -> None:
     _number(config, "total_steps", lambda v: isinstance(v, int) and 0 < v <= MAX_STEPS,
             f"must be a positive integer up to {MAX_STEPS:,} (the step counter is a 32-bit integer)")
     _number(config, "batch_size", lambda v: isinstance(v, int) and v > 0, "must be a positive integer")
+    _number(config, "seed", lambda v: isinstance(v, int) and 0 <= v < 2**32,
+            "must be an integer in [0, 2**32) (numpy's and Grain's seeds are unsigned 32-bit)")
     _number(config, "num_devices", lambda v: isinstance(v, int) and v >= 0, "must be >= 0 (0: every device)")
     if config.trainer == "simple":
         _require(config.simple.num_bank % config.batch_size == 0, "simple.num_bank", config.simple.num_bank,

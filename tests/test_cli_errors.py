@@ -54,6 +54,7 @@ def train_args(tmp_path, data, *extra):
                                                           "up to 2,147,483,647")),
     (("--config.optim.lr=inf",), ("config.optim.lr=inf is not a finite number",)),
     (("--config.head.hparams.s=inf",), ("config.head", "s=inf is not finite")),
+    (("--config.seed=-1",), ("config.seed=-1", "must be an integer in [0, 2**32)")),
 ])
 def test_main_refuses_bad_config_values_in_one_line(tmp_path, synthetic_data, extra, fragments):
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
@@ -378,9 +379,16 @@ def test_eval_evaluates_the_steps_that_exist_and_names_those_that_disappeared(tm
 # value: one line naming the flag (or the file) and what to change. converters.* have their own table
 # (tests/converters/test_cli.py); benchmarks.gpu_check.child is the check's internal worker, not a user command.
 
+PACKAGE_COMMANDS = ("benchmarks.gpu_check", "benchmarks.real_faces")  # python -m runs their __main__
+
+
+def _main_module(command: str) -> str:
+    return f"{command}.__main__" if command in PACKAGE_COMMANDS else command
+
+
 ARGPARSE_COMMANDS = ("jsphere.demo", "jsphere.embed", "jsphere.align", "jsphere.data.pack", "jsphere.data.synthetic",
                      "benchmarks.train_step", "benchmarks.embed", "benchmarks.conv", "benchmarks.data",
-                     "benchmarks.detect", "benchmarks.gpu_check")
+                     "benchmarks.detect", "benchmarks.gpu_check", "benchmarks.real_faces")
 EMBED = ("--ckpt", "{ckpt}", "--input", "{npy}", "--output", "{tmp}/o.npy")
 PHOTOS = ("--input", "{photos}", "--output", "{tmp}/aligned")
 DETECT = ("--ckpt", "{ckpt}", "--input", "{photos}", "--output", "{tmp}/o.npy", "--detect")
@@ -388,6 +396,21 @@ PACK = ("--source", "{data}/train_list.txt", "--out", "{tmp}/packed")
 SYNTHETIC = ("--out", "{tmp}/syn", "--identities", "2", "--images-per-identity", "2", "--holdout-identities", "2",
              "--holdout-images", "2", "--pairs", "2")
 BAD_FLAG_VALUES = [
+    ("benchmarks.real_faces", ("--lfw", "{tmp}", "--pairs", "{tmp}/none", "--out", "{tmp}/o"),
+     "--pairs {tmp}/none: no such file"),
+    ("benchmarks.real_faces", ("--lfw", "{tmp}/none", "--pairs", "{file}", "--out", "{tmp}/o"),
+     "--lfw {tmp}/none: no such folder"),
+    ("benchmarks.real_faces", ("--out", "{file}", "--report"), "--out {file}: is a file"),
+    ("benchmarks.real_faces", ("--out", "{tmp}/none", "--report"), "--out {tmp}/none: holds no runs"),
+    ("benchmarks.real_faces", ("--lfw", "{tmp}", "--pairs", "{file}", "--out", "{tmp}/o", "--seeds", "-1"),
+     "--seeds -1: a seed is an integer in [0, 2**32)"),
+    ("benchmarks.real_faces", ("--lfw", "{tmp}", "--pairs", "{file}", "--out", "{tmp}/o", "--steps", "0"),
+     "--steps and --time-steps take a positive number of steps"),
+    ("benchmarks.real_faces", ("--lfw", "{tmp}", "--pairs", "{file}", "--out", "{tmp}/o", "--time-steps", "0"),
+     "--steps and --time-steps take a positive number of steps"),
+    ("benchmarks.real_faces", ("--out", "{tmp}/o", "--recipe", "x"), "argument --recipe: invalid choice: 'x'"),
+    ("benchmarks.real_faces", ("--out", "{tmp}/o", "--framework", "x"), "argument --framework: invalid choice: 'x'"),
+    ("benchmarks.real_faces", ("--out", "{tmp}/o", "--test-folds", "x"), "argument --test-folds: invalid int value"),
     ("jsphere.demo", ("--data", "{file}", "--workdir", "{tmp}/w"), "--data {file}: is a file"),
     ("jsphere.demo", ("--data", "{photos}", "--workdir", "{tmp}/w"), "--data {photos}: holds other files, not the "
      "demo's synthetic set"),
@@ -518,7 +541,7 @@ def test_every_flag_refuses_a_bad_value_in_one_line(tmp_path, capsys, bad_input_
                                                    fragment):
     import importlib
 
-    module = importlib.import_module(command if command != "benchmarks.gpu_check" else "benchmarks.gpu_check.__main__")
+    module = importlib.import_module(_main_module(command))
     argv = [_fill(a, tmp_path, bad_input_files, synthetic_data) for a in argv]
     line = _one_line(capsys, command, module.main, argv)
     assert _fill(fragment, tmp_path, bad_input_files, synthetic_data) in line, line
@@ -536,7 +559,7 @@ def _value_flags(command, capsys) -> set[str]:
     import importlib
     import re
 
-    module = importlib.import_module(command if command != "benchmarks.gpu_check" else "benchmarks.gpu_check.__main__")
+    module = importlib.import_module(_main_module(command))
     with pytest.raises(SystemExit):
         module.main(["--help"])
     return set(re.findall(r"(--[a-z][\w-]*) (?=[A-Z{])", capsys.readouterr().out))

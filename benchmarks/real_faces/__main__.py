@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     names = a.recipe or list(recipes.DEFAULT_RECIPES)
     frameworks = a.framework or list(runs.FRAMEWORKS)
+    if a.out.exists() and not a.out.is_dir():
+        raise UserError(f"--out {a.out}: is a file; give the folder of the split, the runs and the report")
     if a.report:
+        if not (a.out / "runs").is_dir():
+            raise UserError(f"--out {a.out}: holds no runs to report (train them first, without --report)")
         print(report.write_report(a.out), end="")
         return 0
     for flag in ("lfw", "pairs"):
@@ -102,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--{flag} is required to train or time (only --report works without it)")
     if a.steps is not None and a.steps < 1 or a.time_steps is not None and a.time_steps < 1:
         raise UserError("--steps and --time-steps take a positive number of steps")
+    bad_seed = next((seed for seed in a.seeds if not 0 <= seed < 2**32), None)
+    if bad_seed is not None:
+        raise UserError(f"--seeds {bad_seed}: a seed is an integer in [0, 2**32)")
     if not a.pairs.is_file():
         raise UserError(f"--pairs {a.pairs}: no such file (expected LFW View 2's pairs.txt)")
     a.lfw, a.pairs, a.out = a.lfw.resolve(), a.pairs.resolve(), a.out.resolve()

@@ -8,6 +8,7 @@ converted checkpoint; the hostile ones change one field of them (a ``.npy`` head
 MXNet array with a negative dimension).
 """
 
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -175,6 +176,15 @@ CASES = [
     ("converters.check", ["--pth", "{d}/sfnet4.pth", "--pairs", "{d}/no_pairs.txt"], ["no_pairs.txt"]),
     ("converters.check", ["--pth", "{d}/sfnet4.pth", "--data-dir", "{d}/no_dir"], ["--data-dir goes with --pairs"]),
     ("converters.check", ["--pth", "{d}/sfnet4.pth", "--input-convention", "cmyk"], ["--input-convention 'cmyk'"]),
+    # --import MODULE (a backbone of one's own) on every command that takes it
+    ("converters.import_torch", ["--import", "{d}/none.py", "--backbone", "{d}/sfnet4.pth", "--out", NEW],
+     ["--import {d}/none.py: no such file"]),
+    ("converters.import_onnx", ["--import", "no_such_module_x", "--onnx", "{d}/m.onnx", "--out", NEW],
+     ["--import no_such_module_x: "]),
+    ("converters.export_onnx", ["--import", "{d}/none.py", "--ckpt", "{d}/ckpt", "--out", "{d}/new.onnx"],
+     ["--import {d}/none.py: no such file"]),
+    ("converters.export_torch", ["--import", "{d}/none.py", "--ckpt", "{d}/ckpt", "--out", "{d}/new.pth"],
+     ["--import {d}/none.py: no such file"]),
 ]
 
 
@@ -192,6 +202,16 @@ def test_each_bad_flag_value_is_one_line_naming_it_and_nothing_is_written(d, cap
         assert fragment.replace("{d}", str(d)) in lines[0], lines[0]
     assert sorted(p.name for p in d.iterdir()) == before
     assert [p.name for p in (d / "full").iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("command", MAINS)
+def test_the_table_covers_every_flag_that_takes_a_value(capsys, command):
+    """Every flag of the command's own --help that takes a value (a metavar follows it) has a bad-value row."""
+    with pytest.raises(SystemExit):
+        MAINS[command](["--help"])
+    flags = set(re.findall(r"(--[a-z][\w-]*) (?=[A-Z{])", capsys.readouterr().out))
+    covered = {a for c, args, _ in CASES if c == command for a in args if a.startswith("--")}
+    assert flags and not flags - covered, f"{command}: add a bad value of {sorted(flags - covered)} to CASES"
 
 
 def _unwritable_place() -> Path | None:
