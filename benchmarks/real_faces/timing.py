@@ -40,8 +40,7 @@ def time_recipe(recipe: str, out: Path, lfw: Path, rounds: int) -> dict:
     setup, state = twin.jsphere_initial(config, num_classes)
     backbone = twin.torch_backbone(config, setup, state)
     head = twin.torch_head(config, family, state, num_classes)
-    trainer = trainers.get(config.trainer)
-    step = trainers.make_step(setup, trainer.loss, trainer.finish, trainer.prepare)
+    step = trainers.make_step(setup)
     batch = parallel.global_batch({"image": np.ascontiguousarray(images.numpy().transpose(0, 2, 3, 1)),
                                    "label": labels.numpy().astype(np.int32)}, setup.mesh)
     start = time.perf_counter()
