@@ -3,7 +3,8 @@
 1. generate the synthetic identity set into ``--data`` if it is not there (``jsphere.data.synthetic``);
 2. train ``configs/quickstart.py`` in ``--workdir`` (resumes if interrupted; validates the untrained model
    first and the trained one at the end on held-out identities), with JAX's persistent compilation cache in
-   ``--workdir/compilation_cache`` so that a second demo starts training at once;
+   ``--workdir/compilation_cache``: a demo resumed in the same workdir does not compile again (its programs are
+   keyed by the workdir too, so another workdir compiles its own);
 3. print the verification table: untrained vs trained, OpenSphere and standard protocols, and where the time went.
 
 The demo imports jsphere's own dependencies only (no torch, onnx, tensorflow-datasets): ``make demo`` installs

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 # Commands whose output folder is filled as they go and resumed by a rerun (their docstrings say so).
-RESUMED = {"jsphere.align", "benchmarks.gpu_check"}
+RESUMED = {"jsphere.align", "benchmarks.gpu_check", "benchmarks.real_faces"}
 
 
 def _blocks() -> list[str]:
