@@ -51,13 +51,16 @@ class Recipe:
 
 def _common(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """What every recipe shares: one device, the training list and held-out pairs (paths filled by the runner),
-    flip only, decoding in the training process (two cores), validation on the held-out pairs from step 0."""
+    flip only, decoding in the training process (two cores), validation on the held-out pairs from step 0, a
+    checkpoint every 100 steps (a killed run loses little) and a log line every 20."""
     c.num_devices = 1
     c.data.format = "list_v1"
     c.data.flip = 0.5
     c.data.workers = 0
     c.data.threads = 2
     c.checkpoint.keep = 1
+    c.checkpoint.every_steps = 100
+    c.log_every = 20
     c.val_at_start = True
     c.val = [dict(name=HELDOUT_NAME, type="pairs", path="", data_dir="")]
     return c
@@ -78,8 +81,6 @@ def sfnet_sphereface2() -> ml_collections.ConfigDict:
     c.optim.milestones = (200, 350, 500)
     c.optim.clip_scope = "joint"
     c.optim.clip_grad_norm = 100.0
-    c.checkpoint.every_steps = 100
-    c.log_every = 20
     c.val_every = 100
     return c
 
@@ -107,8 +108,6 @@ def sfnet_arcface() -> ml_collections.ConfigDict:
     c.model.kwargs = ml_collections.ConfigDict(dict(width=0.5, features_scale_init=0.1))
     c.batch_size = 64
     c.total_steps = 600
-    c.checkpoint.every_steps = 100
-    c.log_every = 20
     c.val_every = 100
     return c
 
@@ -120,8 +119,6 @@ def mbf_arcface() -> ml_collections.ConfigDict:
     c = _arcface_torch(c, weight_decay=1e-4, warmup_steps=60)
     c.batch_size = 32
     c.total_steps = 600
-    c.checkpoint.every_steps = 100
-    c.log_every = 20
     c.val_every = 200
     return c
 

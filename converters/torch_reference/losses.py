@@ -136,26 +136,28 @@ def elastic_plus(margins, cos_target, order="released"):
     return out
 
 
-def elastic_arcface(x, w, y, margins, s=64.0, plus=None):
-    """ElasticFace-Arc as fdbtrs/ElasticFace computes it, with the per-sample ``margins`` [B] given (drawn by the
-    caller): cos clamped to [-1, 1], arccos, the sample's margin added on its label, cos, times s; true gradient."""
-    cos = cos_matrix(x, w).clamp(-1, 1)
+def _label_margins(cos, y, margins, plus):
+    """[B, C]: each sample's margin (ElasticFace+'s re-ordered ones when ``plus``) on its label, zero elsewhere."""
     rows = torch.arange(len(y))
     if plus:
         margins = elastic_plus(margins, cos[rows, y], plus)
     m_hot = torch.zeros_like(cos)
     m_hot[rows, y] = margins
+    return m_hot
+
+
+def elastic_arcface(x, w, y, margins, s=64.0, plus=None):
+    """ElasticFace-Arc as fdbtrs/ElasticFace computes it, with the per-sample ``margins`` [B] given (drawn by the
+    caller): cos clamped to [-1, 1], arccos, the sample's margin added on its label, cos, times s; true gradient."""
+    cos = cos_matrix(x, w).clamp(-1, 1)
+    m_hot = _label_margins(cos, y, margins, plus)
     return F.cross_entropy(s * torch.cos(torch.acos(cos) + m_hot), y)
 
 
 def elastic_cosface(x, w, y, margins, s=64.0, plus=None):
     """ElasticFace-Cos as fdbtrs/ElasticFace computes it: the sample's margin subtracted from its label's cosine."""
     cos = cos_matrix(x, w).clamp(-1, 1)
-    rows = torch.arange(len(y))
-    if plus:
-        margins = elastic_plus(margins, cos[rows, y], plus)
-    m_hot = torch.zeros_like(cos)
-    m_hot[rows, y] = margins
+    m_hot = _label_margins(cos, y, margins, plus)
     return F.cross_entropy(s * (cos - m_hot), y)
 
 
